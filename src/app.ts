@@ -1,0 +1,36 @@
+import Fastify, { LogController } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+
+import type { AppContext } from './context.js';
+import { deviceRoutes } from './devices/device.routes.js';
+import { heartbeatRoutes } from './heartbeats/heartbeat.routes.js';
+import { installErrorHandling } from './http/error-handler.js';
+import { installJsonBody } from './http/json-body.js';
+import { opsRoutes } from './ops/ops.routes.js';
+import { reconnectRoutes } from './signals/reconnect.routes.js';
+import { transitionRoutes } from './transitions/transition.routes.js';
+
+/** Requests other than a device's may carry up to this much JSON (10,000 devices in one bulk call fit easily). */
+export const BODY_LIMIT = 4 * 1024 * 1024;
+
+/** The HTTP app, without a socket: `listen` is the caller's business (tests use `inject`). */
+export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: ctx.logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT,
+    trustProxy: ctx.config.trustProxy,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+  });
+  app.decorateRequest('principal', null);
+  installJsonBody(app);
+  installErrorHandling(app);
+  await app.register(opsRoutes(ctx));
+  await app.register(heartbeatRoutes(ctx));
+  await app.register(deviceRoutes(ctx));
+  await app.register(reconnectRoutes(ctx));
+  await app.register(transitionRoutes(ctx));
+  return app;
+}

@@ -1,0 +1,44 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+
+import type { Database } from './database.js';
+import { classifyDbError } from './db-errors.js';
+import type { Schema } from './schema.js';
+
+export type Executor = Kysely<Schema>;
+
+const MAX_ATTEMPTS = 6;
+
+/**
+ * Runs `fn` in one transaction, retried with jittered backoff on deadlocks
+ * and serialization failures. SQLite takes the write lock up front
+ * (`BEGIN IMMEDIATE`) so a read inside the transaction can never be stale.
+ */
+export async function inTransaction<T>(database: Database, fn: (trx: Executor) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await runOnce(database, fn);
+    } catch (error) {
+      if (attempt >= MAX_ATTEMPTS || classifyDbError(error) !== 'retryable') throw error;
+      const backoff = Math.min(200, 5 * 2 ** attempt);
+      await sleep(backoff / 2 + Math.random() * backoff);
+    }
+  }
+}
+
+function runOnce<T>(database: Database, fn: (trx: Executor) => Promise<T>): Promise<T> {
+  if (database.caps.rowLocks) return database.db.transaction().execute(fn);
+  return database.db.connection().execute(async (connection) => {
+    await sql`BEGIN IMMEDIATE`.execute(connection);
+    try {
+      const result = await fn(connection);
+      await sql`COMMIT`.execute(connection);
+      return result;
+    } catch (error) {
+      await sql`ROLLBACK`.execute(connection).catch(() => {});
+      throw error;
+    }
+  });
+}

@@ -1,0 +1,299 @@
+import { sql } from 'kysely';
+import type { Selectable } from 'kysely';
+
+import { bulkUpdate } from '../db/bulk.js';
+import type { Capabilities } from '../db/database.js';
+import type { Executor } from '../db/transaction.js';
+import type { Status } from '../status/status.js';
+import type { DeviceTable } from './device.table.js';
+
+export type DeviceRow = Selectable<DeviceTable>;
+
+export interface NewDevice {
+  readonly name: string;
+  readonly token_hash: string;
+  readonly heartbeat_interval_seconds: number;
+  readonly heartbeat_timeout_seconds: number;
+  readonly grace_period_seconds: number;
+  readonly remote_control_enabled: boolean;
+}
+
+export function toBoolean(value: boolean | number | string): boolean {
+  return value === true || value === 1 || value === '1';
+}
+
+const INSERT_CHUNK = 500;
+
+/** Inserts devices and returns them with their ids, in the order given. */
+export async function insertDevices(trx: Executor, caps: Capabilities, devices: readonly NewDevice[], now: number): Promise<DeviceRow[]> {
+  const rows: DeviceRow[] = [];
+  for (let start = 0; start < devices.length; start += INSERT_CHUNK) {
+    const chunk = devices.slice(start, start + INSERT_CHUNK).map((d) => ({
+      ...d,
+      remote_control_enabled: caps.kind === 'postgres' ? d.remote_control_enabled : Number(d.remote_control_enabled),
+      status: 'never_connected' as const,
+      created_at: now,
+      updated_at: now,
+    }));
+    const insert = trx.insertInto('devices').values(chunk);
+    if (caps.returning) {
+      rows.push(...(await insert.returningAll().execute()));
+    } else {
+      await insert.execute();
+      const hashes = chunk.map((d) => d.token_hash);
+      const found = await trx.selectFrom('devices').selectAll().where('token_hash', 'in', hashes).execute();
+      const byHash = new Map(found.map((row) => [row.token_hash, row]));
+      rows.push(...hashes.map((hash) => byHash.get(hash)!));
+    }
+  }
+  return rows;
+}
+
+export function findDevice(db: Executor, id: number): Promise<DeviceRow | undefined> {
+  return db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export function findDeviceByTokenHash(db: Executor, tokenHash: string): Promise<Pick<DeviceRow, 'id' | 'name'> | undefined> {
+  return db.selectFrom('devices').select(['id', 'name']).where('token_hash', '=', tokenHash).executeTakeFirst();
+}
+
+export interface DeviceQuery {
+  readonly status?: Status;
+  /** Case-insensitive substring of the name. */
+  readonly q?: string;
+  readonly afterId?: number;
+  readonly limit: number;
+}
+
+function escapeLike(text: string): string {
+  return text.replace(/[!%_]/g, (c) => `!${c}`);
+}
+
+/** A page of devices by ascending id. */
+export function listDevices(db: Executor, query: DeviceQuery): Promise<DeviceRow[]> {
+  let select = db.selectFrom('devices').selectAll().orderBy('id').limit(query.limit);
+  if (query.status) select = select.where('status', '=', query.status);
+  if (query.afterId !== undefined) select = select.where('id', '>', query.afterId);
+  if (query.q) {
+    const pattern = `%${escapeLike(query.q.toLowerCase())}%`;
+    select = select.where(sql<boolean>`lower(name) LIKE ${pattern} ESCAPE '!'`);
+  }
+  return select.execute();
+}
+
+export interface DeviceSettings {
+  name?: string;
+  heartbeat_interval_seconds?: number;
+  heartbeat_timeout_seconds?: number;
+  grace_period_seconds?: number;
+  remote_control_enabled?: boolean;
+  next_check_at?: number | null;
+}
+
+export async function updateDeviceSettings(trx: Executor, caps: Capabilities, id: number, settings: DeviceSettings, now: number): Promise<void> {
+  const { remote_control_enabled, ...rest } = settings;
+  await trx
+    .updateTable('devices')
+    .set({
+      ...rest,
+      ...(remote_control_enabled === undefined
+        ? {}
+        : { remote_control_enabled: caps.kind === 'postgres' ? remote_control_enabled : Number(remote_control_enabled) }),
+      updated_at: now,
+    })
+    .where('id', '=', id)
+    .execute();
+}
+
+/** Returns false when there was no such device. */
+export async function deleteDevice(db: Executor, id: number): Promise<boolean> {
+  const result = await db.deleteFrom('devices').where('id', '=', id).executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
+}
+
+/** Returns false when there was no such device. */
+export async function replaceTokenHash(db: Executor, id: number, tokenHash: string, now: number): Promise<boolean> {
+  const result = await db
+    .updateTable('devices')
+    .set({ token_hash: tokenHash, updated_at: now })
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+/** Reads devices inside a transaction, holding their rows until it ends (the whole database on SQLite). */
+export function lockDevices(trx: Executor, caps: Capabilities, ids: readonly number[]): Promise<DeviceRow[]> {
+  if (ids.length === 0) return Promise.resolve([]);
+  const select = selectDevices(trx, ids);
+  return (caps.rowLocks ? select.forUpdate() : select).execute();
+}
+
+/** Reads devices without locking them, by ascending id. */
+export function findDevices(db: Executor, ids: readonly number[]): Promise<DeviceRow[]> {
+  return ids.length === 0 ? Promise.resolve([]) : selectDevices(db, ids).execute();
+}
+
+function selectDevices(db: Executor, ids: readonly number[]) {
+  return db.selectFrom('devices').selectAll().where('id', 'in', ids).orderBy('id');
+}
+
+/** Ids of devices whose next check is due, most overdue first. */
+export async function findDueDeviceIds(db: Executor, now: number, limit: number, after?: { nextCheckAt: number; id: number }): Promise<{ id: number; next_check_at: number }[]> {
+  let select = db
+    .selectFrom('devices')
+    .select(['id', 'next_check_at'])
+    .where('next_check_at', '<=', now)
+    .orderBy('next_check_at')
+    .orderBy('id')
+    .limit(limit);
+  if (after) {
+    select = select.where((eb) =>
+      eb.or([
+        eb('next_check_at', '>', after.nextCheckAt),
+        eb.and([eb('next_check_at', '=', after.nextCheckAt), eb('id', '>', after.id)]),
+      ]),
+    );
+  }
+  return (await select.execute()) as { id: number; next_check_at: number }[];
+}
+
+export interface HeartbeatWrite extends Record<string, unknown> {
+  readonly id: number;
+  readonly at: number;
+  readonly next_check_at: number;
+  readonly battery_level: number | null;
+  readonly wifi_strength: number | null;
+  readonly app_version: string | null;
+  readonly uptime_seconds: number | null;
+}
+
+/** Records heartbeats: arrival time, deadline and any telemetry sent (absent fields keep their value). */
+export function recordHeartbeats(trx: Executor, caps: Capabilities, rows: readonly HeartbeatWrite[]): Promise<number> {
+  return bulkUpdate(
+    trx,
+    caps,
+    {
+      table: 'devices',
+      key: 'id',
+      columns: {
+        id: 'bigint',
+        at: 'bigint',
+        next_check_at: 'bigint',
+        battery_level: 'integer',
+        wifi_strength: 'integer',
+        app_version: 'text',
+        uptime_seconds: 'bigint',
+      },
+      set: {
+        last_heartbeat_at: sql`v.at`,
+        next_check_at: sql`v.next_check_at`,
+        battery_level: sql`COALESCE(v.battery_level, t.battery_level)`,
+        wifi_strength: sql`COALESCE(v.wifi_strength, t.wifi_strength)`,
+        app_version: sql`COALESCE(v.app_version, t.app_version)`,
+        uptime_seconds: sql`COALESCE(v.uptime_seconds, t.uptime_seconds)`,
+      },
+    },
+    rows,
+  );
+}
+
+export interface StatusWrite extends Record<string, unknown> {
+  readonly id: number;
+  /** The status the caller read; the row changes only if it still has it. */
+  readonly expected_status: Status;
+  readonly status: Status;
+  readonly previous_status: Status;
+  readonly changed_at: number;
+  readonly reason: string;
+  readonly next_check_at: number | null;
+}
+
+/**
+ * Compare-and-set of statuses: a row changes only while it still has
+ * `expected_status`. Returns how many rows changed.
+ */
+export function applyStatusChanges(trx: Executor, caps: Capabilities, rows: readonly StatusWrite[]): Promise<number> {
+  return bulkUpdate(
+    trx,
+    caps,
+    {
+      table: 'devices',
+      key: 'id',
+      columns: {
+        id: 'bigint',
+        expected_status: 'text',
+        status: 'text',
+        previous_status: 'text',
+        changed_at: 'bigint',
+        reason: 'text',
+        next_check_at: 'bigint',
+      },
+      set: {
+        status: sql`v.status`,
+        previous_status: sql`v.previous_status`,
+        last_status_change_at: sql`v.changed_at`,
+        status_change_reason: sql`v.reason`,
+        next_check_at: sql`v.next_check_at`,
+      },
+      where: sql`t.status = v.expected_status`,
+    },
+    rows,
+  );
+}
+
+/** Moves devices' next check (the monitor found nothing to do yet, or set a broken row aside). */
+export function rescheduleChecks(trx: Executor, caps: Capabilities, rows: readonly { id: number; next_check_at: number | null }[]): Promise<number> {
+  return bulkUpdate(
+    trx,
+    caps,
+    {
+      table: 'devices',
+      key: 'id',
+      columns: { id: 'bigint', next_check_at: 'bigint' },
+      set: { next_check_at: sql`v.next_check_at` },
+    },
+    rows,
+  );
+}
+
+/** Marks pending reconnect signals as delivered. */
+export async function markReconnectDelivered(trx: Executor, ids: readonly number[], now: number): Promise<void> {
+  if (ids.length === 0) return;
+  await trx
+    .updateTable('devices')
+    .set({ reconnect_delay_seconds: null, reconnect_delivered_at: now })
+    .where('id', 'in', ids)
+    .execute();
+}
+
+/** Queues a reconnect signal per device (replacing any undelivered one). Returns how many devices exist. */
+export function requestReconnects(trx: Executor, caps: Capabilities, rows: readonly { id: number; delay: number }[], now: number): Promise<number> {
+  return bulkUpdate(
+    trx,
+    caps,
+    {
+      table: 'devices',
+      key: 'id',
+      columns: { id: 'bigint', delay: 'integer', now: 'bigint' },
+      set: { reconnect_delay_seconds: sql`v.delay`, reconnect_requested_at: sql`v.now` },
+    },
+    rows.map((row) => ({ ...row, now })),
+  );
+}
+
+/** Ids of devices matching a status filter, ascending, after `afterId`. */
+export async function listDeviceIds(db: Executor, status: Status | undefined, afterId: number, limit: number): Promise<number[]> {
+  let select = db.selectFrom('devices').select('id').where('id', '>', afterId).orderBy('id').limit(limit);
+  if (status) select = select.where('status', '=', status);
+  return (await select.execute()).map((row) => row.id);
+}
+
+export async function countDevicesByStatus(db: Executor): Promise<Map<Status, number>> {
+  const rows = await db
+    .selectFrom('devices')
+    .select(['status', (eb) => eb.fn.countAll<number>().as('count')])
+    .groupBy('status')
+    .execute();
+  return new Map(rows.map((row) => [row.status, Number(row.count)]));
+}
+
