@@ -4,11 +4,17 @@
 //
 // Usage: node bench/bare-server.js <port> [host]   (prints "listening <port>")
 // Forked by the harness with an IPC channel; it exits when the harness goes away.
+import { Buffer } from 'node:buffer';
 import http from 'node:http';
 
 const port = Number(process.argv[2] ?? 0);
 const host = process.argv[3] ?? '127.0.0.1';
 
+/**
+ * @param {http.ServerResponse} res
+ * @param {number} status
+ * @param {unknown} payload
+ */
 function reply(res, status, payload) {
   const body = JSON.stringify(payload);
   res.writeHead(status, {
@@ -23,6 +29,7 @@ const server = http.createServer((req, res) => {
     reply(res, 404, { success: false, error: { code: 'not_found', message: 'Not found' } });
     return;
   }
+  /** @type {Buffer[]} */
   const chunks = [];
   req.on('data', (chunk) => chunks.push(chunk));
   req.on('end', () => {

@@ -9,7 +9,10 @@
 // Every request is a heartbeat POST with the next token of one global rotation
 // (shared by all connections), so with N tokens each device is hit exactly once
 // per N requests, and each run continues the rotation where the last one ended.
+import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
+import { clearTimeout, setTimeout } from 'node:timers';
+// @ts-expect-error autocannon ships no types
 import autocannon from 'autocannon';
 
 /**
@@ -79,7 +82,7 @@ function run(spec) {
           client.getRequestBuffer = nextRequest;
         },
       },
-      (err, result) => {
+      (/** @type {Error | null} */ err, /** @type {any} */ result) => {
         clearTimeout(guard);
         if (err) return reject(err);
         const elapsedSeconds = (lastResponse - started) / 1000;

@@ -157,14 +157,14 @@ async function main() {
         const message = err instanceof Error ? err.message : String(err);
         console.log(`FAILED: ${message}`);
         results.push({ scenario: name, db, error: message });
-        checks.push({ name: `${title} ran`, ok: false, detail: message.split('\n')[0] });
+        checks.push({ name: `${title} ran`, ok: false, detail: message.replace(/\s*\n\s*/g, ' | ').slice(0, 300) });
         await cleanupAll();
       }
     }
   }
 
   console.log(`\n== goals (issue 4)${options.smoke ? ' — smoke run, not meaningful' : ''} ==`);
-  console.log(goalsTable(goals));
+  console.log(goals.length ? goalsTable(goals) : '(nothing measured)');
   console.log('\n== harness checks ==');
   for (const c of checks) console.log(`${c.ok ? 'OK      ' : 'FAILED  '} ${c.name}${c.ok ? '' : ` — ${c.detail}`}`);
   const ok = checks.every((c) => c.ok);

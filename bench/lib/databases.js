@@ -67,7 +67,7 @@ export async function createDatabase(kind) {
  */
 export async function databaseVersion(kind) {
   try {
-    if (kind === 'postgres') return await psql('SELECT version()');
+    if (kind === 'postgres') return await psql("SELECT 'PostgreSQL ' || current_setting('server_version')");
     if (kind === 'mysql') return await mariadb('SELECT version()');
     // better-sqlite3 is a dependency of fleetpulse itself: the SQLite the server embeds.
     const { default: Database } = await import('better-sqlite3');

@@ -1,5 +1,6 @@
 // The harness side of bench/loadgen.js: forks it once and sends it commands.
 import { fork } from 'node:child_process';
+import { clearTimeout, setTimeout } from 'node:timers';
 import { fileURLToPath } from 'node:url';
 import { onCleanup, stopChild, track } from './processes.js';
 

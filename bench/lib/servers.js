@@ -1,5 +1,6 @@
 // Starting the two servers under test: fleetpulse (`node bin/fleetpulse.js serve`)
 // and the bare node:http baseline (bench/bare-server.js). Both only ever bind 127.0.0.1.
+/* global fetch, AbortSignal */
 import { fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';

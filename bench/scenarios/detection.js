@@ -2,6 +2,7 @@
 // after its deadline (last heartbeat + timeout) its connected → temporarily_offline
 // transition shows up in GET /api/transitions, at the default monitor interval.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { URLSearchParams } from 'node:url';
 import { distribution, num, table } from '../lib/report.js';
 import { registerDevices, withFleetpulse } from '../lib/servers.js';
 

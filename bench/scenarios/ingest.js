@@ -70,7 +70,7 @@ async function checkHeartbeatAnswer(server, token) {
 
 /** @param {import('../run.js').ScenarioContext} ctx */
 export async function ingest({ options, db, shared }) {
-  const { devices, warmup, duration, connections } = options;
+  const { devices, warmup, duration } = options;
   const burst = Math.min(1_000_000, Math.ceil((RATE_CEILING * (warmup + duration)) / devices) + 2);
   const limiterEnv = {
     FLEETPULSE_HEARTBEAT_BURST: String(burst),

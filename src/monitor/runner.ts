@@ -15,6 +15,8 @@ export interface LoopDeps {
  * current step finish.
  */
 export class Loop {
+  /** Loops started and not yet stopped, in this process (tests assert none leak). */
+  static running = 0;
   private stopping = false;
   private readonly abort = new AbortController();
   private done: Promise<void> | null = null;
@@ -26,7 +28,10 @@ export class Loop {
   ) {}
 
   start(): this {
-    this.done ??= this.run();
+    if (!this.done) {
+      Loop.running++;
+      this.done = this.run().finally(() => Loop.running--);
+    }
     return this;
   }
 
