@@ -17,6 +17,11 @@ import { createMetrics } from './observability/metrics.js';
 import type { Metrics } from './observability/metrics.js';
 import { LocalRateLimiter } from './ratelimit/gcra.js';
 import type { RateDecision } from './ratelimit/gcra.js';
+import { redisBus } from './redis/redis.bus.js';
+import type { Bus } from './redis/redis.bus.js';
+import { openRedis } from './redis/redis.client.js';
+import type { RedisHandle } from './redis/redis.client.js';
+import { redisHeartbeatLimiter } from './redis/redis.rate-limiter.js';
 import { ReconnectService } from './signals/reconnect.service.js';
 import { createTransitionRecorder } from './transitions/transition.recorder.js';
 import type { TransitionRecorder } from './transitions/transition.recorder.js';
@@ -44,6 +49,9 @@ export interface AppContext {
   readonly heartbeats: GroupCommit<HeartbeatInput, HeartbeatResult>;
   readonly devices: DeviceService;
   readonly reconnects: ReconnectService;
+  /** Present when REDIS_URL is set. */
+  readonly redis: RedisHandle | null;
+  readonly bus: Bus | null;
   readonly recordTransitions: TransitionRecorder;
   readonly sweepDeps: SweepDeps;
   readonly livenessGapMs: number;
@@ -73,10 +81,14 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
   const authenticator = new Authenticator({ database, adminToken: config.adminToken });
   const recordTransitions = createTransitionRecorder(logger, metrics);
   const livenessGapMs = overrides.livenessGapMs ?? LIVENESS_GAP_MS;
-  const heartbeatLimiter = new LocalRateLimiter<number>({
-    burst: config.heartbeatBurst,
-    intervalMs: config.heartbeatMinIntervalSeconds * 1000,
-  });
+  const limit = { burst: config.heartbeatBurst, intervalMs: config.heartbeatMinIntervalSeconds * 1000 };
+  const localLimiter = new LocalRateLimiter<number>(limit);
+  const redis = config.redisUrl ? openRedis(config.redisUrl, logger) : null;
+  const onRedisFallback = () => metrics.redisFallbacks.inc();
+  const heartbeatLimiter: HeartbeatLimiter = redis ? redisHeartbeatLimiter(redis, limit, localLimiter, onRedisFallback) : localLimiter;
+  const bus = redis
+    ? redisBus(redis, { onDeviceChanged: (id) => authenticator.invalidateDevice(id) }, logger, onRedisFallback)
+    : null;
 
   const heartbeats = new GroupCommit(
     createHeartbeatProcessor({
@@ -92,7 +104,10 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
     }),
   );
 
-  const deviceChanged = async (deviceId: number) => authenticator.invalidateDevice(deviceId);
+  const deviceChanged = async (deviceId: number) => {
+    authenticator.invalidateDevice(deviceId);
+    await bus?.deviceChanged(deviceId);
+  };
   const authFailures = new LocalRateLimiter<string>({ burst: 20, intervalMs: 3000 });
 
   return {
@@ -107,7 +122,9 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
     heartbeatLimiter,
     heartbeats,
     devices: new DeviceService({ database, clock, defaults: config.defaults, deviceChanged }),
-    reconnects: new ReconnectService({ database, clock }),
+    reconnects: new ReconnectService({ database, clock, announce: bus ? (signals) => bus.signals(signals) : undefined }),
+    redis,
+    bus,
     recordTransitions,
     sweepDeps: { database, logger, recordTransitions, livenessGapMs },
     livenessGapMs,
@@ -115,6 +132,8 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
     draining: false,
     async close() {
       await heartbeats.idle();
+      await bus?.close();
+      await redis?.close();
       await database.close();
     },
   };

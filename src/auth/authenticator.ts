@@ -40,7 +40,7 @@ export class Authenticator {
         if (this.hashByDevice.get(deviceId) === hash) this.hashByDevice.delete(deviceId);
       },
     });
-    this.staff = new LRUCache<string, StaffRole>({ max: 1000, ttl: options.staffTtlMs ?? 5000 });
+    this.staff = new LRUCache<string, StaffRole>({ max: 1000, ttl: options.staffTtlMs ?? 1000 });
     this.adminToken = options.adminToken ? Buffer.from(options.adminToken) : null;
   }
 
