@@ -24,6 +24,8 @@ export interface Config {
   readonly host: string;
   readonly database: DatabaseConfig;
   readonly redisUrl: string | null;
+  /** Prefix of every Redis key and channel, so several deployments can share one Redis. */
+  readonly redisPrefix: string;
   readonly adminToken: string | null;
   readonly monitorEnabled: boolean;
   readonly monitorIntervalMs: number;
@@ -149,6 +151,7 @@ export function loadConfig(env: Env = process.env): Config {
     host,
     database: Object.freeze(database),
     redisUrl,
+    redisPrefix: raw(env, 'FLEETPULSE_REDIS_PREFIX') ?? 'fleetpulse:',
     adminToken,
     monitorEnabled: flag(env, 'FLEETPULSE_MONITOR', true),
     monitorIntervalMs: number(env, 'FLEETPULSE_MONITOR_INTERVAL_MS', 1000, { min: 10, max: 3_600_000, integer: true }),

@@ -83,7 +83,7 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
   const livenessGapMs = overrides.livenessGapMs ?? LIVENESS_GAP_MS;
   const limit = { burst: config.heartbeatBurst, intervalMs: config.heartbeatMinIntervalSeconds * 1000 };
   const localLimiter = new LocalRateLimiter<number>(limit);
-  const redis = config.redisUrl ? openRedis(config.redisUrl, logger) : null;
+  const redis = config.redisUrl ? openRedis(config.redisUrl, config.redisPrefix, logger) : null;
   const onRedisFallback = () => metrics.redisFallbacks.inc();
   const heartbeatLimiter: HeartbeatLimiter = redis ? redisHeartbeatLimiter(redis, limit, localLimiter, onRedisFallback) : localLimiter;
   const bus = redis

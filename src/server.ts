@@ -10,6 +10,7 @@ import { acquireLease, beatLiveness, releaseLease } from './monitor/service-stat
 import { sweepOnce } from './monitor/sweep.js';
 
 export const MONITOR_LEASE = 'monitor';
+const REDIS_STARTUP_WAIT_MS = 2000;
 
 export interface RunningServer {
   readonly ctx: AppContext;
@@ -56,6 +57,9 @@ export async function startServer(config: Config, overrides: ContextOverrides = 
     if (config.autoMigrate) {
       const applied = await migrateUp(ctx.database);
       if (applied.length > 0) logger.info({ migrations: applied }, 'Migrations applied');
+    }
+    if (ctx.redis && !(await ctx.redis.ready(REDIS_STARTUP_WAIT_MS))) {
+      logger.warn('Redis is not reachable yet; starting with process-local rate limits until it is');
     }
     await beatLiveness(ctx.database.db, ctx.clock(), ctx.livenessGapMs).catch((error: unknown) =>
       logger.warn({ err: error }, 'Could not record liveness; will retry'),

@@ -49,7 +49,7 @@ export function deviceRoutes(ctx: AppContext) {
 
     app.post<{ Body: DeviceInput }>(
       '/api/devices',
-      { preHandler: admin, preValidation: refuseServerOwned(single), schema: { body: newDevice } },
+      { onRequest: admin, preValidation: refuseServerOwned(single), schema: { body: newDevice } },
       async (request, reply) => {
         const [created] = await ctx.devices.create([request.body]);
         return reply.status(201).send({ success: true, data: { device: presentDevice(created!.device), token: created!.token } });
@@ -59,7 +59,7 @@ export function deviceRoutes(ctx: AppContext) {
     app.post<{ Body: { devices: DeviceInput[] } }>(
       '/api/devices/bulk',
       {
-        preHandler: admin,
+        onRequest: admin,
         preValidation: refuseServerOwned(many),
         schema: {
           body: {
@@ -82,7 +82,7 @@ export function deviceRoutes(ctx: AppContext) {
     app.get<{ Querystring: { status?: Status; q?: string; limit?: string; cursor?: string } }>(
       '/api/devices',
       {
-        preHandler: readers,
+        onRequest: readers,
         schema: {
           querystring: {
             type: 'object',
@@ -107,7 +107,7 @@ export function deviceRoutes(ctx: AppContext) {
       },
     );
 
-    app.get<{ Params: { id: string } }>('/api/devices/:id', { preHandler: readers, schema: { params: idParams } }, async (request) => ({
+    app.get<{ Params: { id: string } }>('/api/devices/:id', { onRequest: readers, schema: { params: idParams } }, async (request) => ({
       success: true,
       data: presentDevice(await ctx.devices.get(id(request.params.id))),
     }));
@@ -115,20 +115,20 @@ export function deviceRoutes(ctx: AppContext) {
     app.patch<{ Params: { id: string }; Body: DeviceInput }>(
       '/api/devices/:id',
       {
-        preHandler: admin,
+        onRequest: admin,
         preValidation: refuseServerOwned(single),
         schema: { params: idParams, body: { type: 'object', properties: deviceFields, additionalProperties: false, minProperties: 1 } },
       },
       async (request) => ({ success: true, data: presentDevice(await ctx.devices.update(id(request.params.id), request.body)) }),
     );
 
-    app.delete<{ Params: { id: string } }>('/api/devices/:id', { preHandler: admin, schema: { params: idParams } }, async (request) => {
+    app.delete<{ Params: { id: string } }>('/api/devices/:id', { onRequest: admin, schema: { params: idParams } }, async (request) => {
       const deviceId = id(request.params.id);
       await ctx.devices.remove(deviceId);
       return { success: true, data: { id: deviceId, deleted: true } };
     });
 
-    app.post<{ Params: { id: string } }>('/api/devices/:id/token', { preHandler: admin, schema: { params: idParams } }, async (request) => ({
+    app.post<{ Params: { id: string } }>('/api/devices/:id/token', { onRequest: admin, schema: { params: idParams } }, async (request) => ({
       success: true,
       data: { token: await ctx.devices.rotateToken(id(request.params.id)) },
     }));
@@ -136,7 +136,7 @@ export function deviceRoutes(ctx: AppContext) {
     app.get<{ Params: { id: string }; Querystring: { limit?: string; cursor?: string } }>(
       '/api/devices/:id/transitions',
       {
-        preHandler: readers,
+        onRequest: readers,
         schema: { params: idParams, querystring: { type: 'object', properties: { limit: limitSchema, cursor: cursorSchema } } },
       },
       async (request) => {

@@ -54,7 +54,7 @@ export function heartbeatRoutes(ctx: AppContext) {
 
     app.post<{ Body: Record<string, unknown> | null }>(
       '/api/devices/heartbeat',
-      { bodyLimit: DEVICE_BODY_LIMIT, preHandler: device, schema: { body: heartbeatBody, response: { 200: heartbeatReply } } },
+      { bodyLimit: DEVICE_BODY_LIMIT, onRequest: device, schema: { body: heartbeatBody, response: { 200: heartbeatReply } } },
       async (request) => {
         const principal = request.principal!;
         if (principal.role !== 'device') throw errors.forbidden();

@@ -1,4 +1,4 @@
-import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 
 import type { Authenticator, Principal, Role } from '../auth/authenticator.js';
 import { errors } from '../errors.js';
@@ -26,10 +26,12 @@ export function bearerToken(request: FastifyRequest): string | null {
 }
 
 /**
- * A preHandler admitting only the given roles. An address with too many
+ * An onRequest hook admitting only the given roles. An address with too many
  * failed attempts is refused (429) for anything but a token already known good.
+ * It runs before the body is read or validated, so a caller without the right
+ * role learns 401/403, never what the body should have looked like.
  */
-export function authorize(deps: AuthDeps, roles: readonly Role[]): preHandlerAsyncHookHandler {
+export function authorize(deps: AuthDeps, roles: readonly Role[]): onRequestAsyncHookHandler {
   return async (request) => {
     const token = bearerToken(request);
     const now = deps.clock();

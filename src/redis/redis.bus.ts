@@ -1,9 +1,5 @@
 import type { Logger } from '../observability/logger.js';
-import { KEY_PREFIX } from './redis.client.js';
 import type { RedisHandle } from './redis.client.js';
-
-export const INVALIDATE_CHANNEL = `${KEY_PREFIX}device-changed`;
-export const SIGNAL_CHANNEL = `${KEY_PREFIX}reconnect-signals`;
 
 export interface Bus {
   /** Tells every replica that a device's token or settings changed. */
@@ -24,6 +20,8 @@ export interface BusHandlers {
  * the row lock, so a missed message only costs a cache entry's life.
  */
 export function redisBus(redis: RedisHandle, handlers: BusHandlers, logger: Logger, onFallback: () => void): Bus {
+  const INVALIDATE_CHANNEL = `${redis.prefix}device-changed`;
+  const SIGNAL_CHANNEL = `${redis.prefix}reconnect-signals`;
   void redis.subscriber.subscribe(INVALIDATE_CHANNEL, SIGNAL_CHANNEL).catch((error: unknown) => logger.warn({ err: error }, 'Redis subscribe failed; will retry on reconnect'));
   redis.subscriber.on('message', (channel: string, message: string) => {
     if (channel === INVALIDATE_CHANNEL) {

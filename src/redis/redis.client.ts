@@ -2,15 +2,17 @@ import { Redis } from 'ioredis';
 
 import type { Logger } from '../observability/logger.js';
 
-export const KEY_PREFIX = 'fleetpulse:';
-
 export interface RedisHandle {
+  /** Prepended to every key and channel. */
+  readonly prefix: string;
   /** Commands: fail fast while disconnected (no offline queue), so callers can fall back. */
   readonly commands: Redis;
   /** Subscriptions need a connection of their own. */
   readonly subscriber: Redis;
   /** Reports a failed operation: one warning per outage, plus the caller's fallback metric. */
   reportFailure(error: unknown): void;
+  /** Resolves true once both connections are ready, false after `timeoutMs`. */
+  ready(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -26,12 +28,26 @@ function connect(url: string, name: string): Redis {
   });
 }
 
+function whenReady(client: Redis, timeoutMs: number): Promise<boolean> {
+  if (client.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    const onReady = () => finish(true);
+    function finish(ok: boolean) {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      resolve(ok);
+    }
+    client.once('ready', onReady);
+  });
+}
+
 /**
  * Two connections to Redis (commands and pub/sub), reconnecting forever in
  * the background. Every operation on it must have a local fallback: Redis
  * going away never stops heartbeats.
  */
-export function openRedis(url: string, logger: Logger): RedisHandle {
+export function openRedis(url: string, prefix: string, logger: Logger): RedisHandle {
   const commands = connect(url, 'fleetpulse');
   const subscriber = new Redis(url, {
     connectionName: 'fleetpulse-sub',
@@ -53,9 +69,11 @@ export function openRedis(url: string, logger: Logger): RedisHandle {
     logger.info('Redis is reachable again: shared rate limits and cache invalidation resumed');
   });
   return {
+    prefix,
     commands,
     subscriber,
     reportFailure: markDown,
+    ready: (timeoutMs) => Promise.all([whenReady(commands, timeoutMs), whenReady(subscriber, timeoutMs)]).then((r) => r.every(Boolean)),
     async close() {
       commands.disconnect();
       subscriber.disconnect();

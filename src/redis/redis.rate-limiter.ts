@@ -1,6 +1,5 @@
 import type { HeartbeatLimiter } from '../context.js';
 import type { LocalRateLimiter, RateDecision, RateLimit } from '../ratelimit/gcra.js';
-import { KEY_PREFIX } from './redis.client.js';
 import type { RedisHandle } from './redis.client.js';
 
 /**
@@ -41,7 +40,7 @@ export function redisHeartbeatLimiter(
   return {
     async take(deviceId, now) {
       try {
-        const wait = await redis.commands.fleetpulseGcra(`${KEY_PREFIX}hb:${deviceId}`, limit.intervalMs, tolerance);
+        const wait = await redis.commands.fleetpulseGcra(`${redis.prefix}hb:${deviceId}`, limit.intervalMs, tolerance);
         return wait > 0 ? { allowed: false, retryAfterMs: wait } : ALLOWED;
       } catch (error) {
         redis.reportFailure(error);

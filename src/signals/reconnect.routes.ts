@@ -17,7 +17,7 @@ export function reconnectRoutes(ctx: AppContext) {
     app.post<{ Body: { status?: Status; spread_seconds: number } }>(
       '/api/devices/reconnect',
       {
-        preHandler: admin,
+        onRequest: admin,
         schema: {
           body: {
             type: 'object',
@@ -37,7 +37,7 @@ export function reconnectRoutes(ctx: AppContext) {
     app.post<{ Params: { id: string }; Body: { delay_seconds?: number } | undefined }>(
       '/api/devices/:id/reconnect',
       {
-        preHandler: operators,
+        onRequest: operators,
         schema: {
           params: { type: 'object', properties: { id: { type: 'string', maxLength: 32 } } },
           body: { type: ['object', 'null'], properties: { delay_seconds: delay }, additionalProperties: false },

@@ -31,7 +31,7 @@ export function transitionRoutes(ctx: AppContext) {
     app.get<{ Querystring: { after?: string; limit?: string } }>(
       '/api/transitions',
       {
-        preHandler: readers,
+        onRequest: readers,
         schema: { querystring: { type: 'object', properties: { after: cursorSchema, limit: limitSchema } } },
       },
       async (request) => {

@@ -43,11 +43,13 @@ export interface TestAppOptions {
   readonly env?: Record<string, string>;
   /** Reuse a database URL (e.g. a second replica on the same database). */
   readonly databaseUrl?: string;
+  /** SQLite in a file rather than in memory (so a second context can share it). */
+  readonly databaseFile?: boolean;
 }
 
 /** A full app on a fresh database, with a fake clock and captured logs. Closed when the test ends. */
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const database = options.databaseUrl ? null : await createTestDatabase(options.dialect ?? 'sqlite');
+  const database = options.databaseUrl ? null : await createTestDatabase(options.dialect ?? 'sqlite', { file: options.databaseFile });
   const config = loadConfig({
     DATABASE_URL: options.databaseUrl ?? database!.url,
     FLEETPULSE_ADMIN_TOKEN: ADMIN_TOKEN,
