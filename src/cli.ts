@@ -14,6 +14,7 @@ import { AppError } from './errors.js';
 import { previewSweep, sweepOnce } from './monitor/sweep.js';
 import type { SweepResult } from './monitor/sweep.js';
 import { createLogger } from './observability/logger.js';
+import { registerOpsCommands } from './ops/commands.js';
 import { runMonitor, startServer } from './server.js';
 import { STATUSES, STATUS_LABELS } from './status/status.js';
 import type { Status } from './status/status.js';
@@ -46,7 +47,7 @@ function positiveInt(name: string) {
 
 /** A context for a one-shot command: logs go to stderr so stdout stays the command's output. */
 async function withContext<T>(config: Config, fn: (ctx: AppContext) => Promise<T>, { migrate = true } = {}): Promise<T> {
-  const ctx = createContext(config, { logger: createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 2) });
+  const ctx = createContext(config, { logger: createLogger(config.logLevel, 2) });
   try {
     if (migrate && config.autoMigrate) await migrateUp(ctx.database);
     return await fn(ctx);
@@ -253,6 +254,8 @@ export function buildCli(io: Io): Command {
         io.out(token);
       });
     });
+
+  registerOpsCommands(program, io, loadConfig);
 
   return program;
 }
