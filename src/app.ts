@@ -4,7 +4,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AppContext } from './context.js';
 import { deviceRoutes } from './devices/device.routes.js';
 import { heartbeatRoutes } from './heartbeats/heartbeat.routes.js';
-import { installErrorHandling } from './http/error-handler.js';
+import { frameworkErrors, installErrorHandling } from './http/error-handler.js';
 import { installJsonBody } from './http/json-body.js';
 import { opsRoutes } from './ops/ops.routes.js';
 import { reconnectRoutes } from './signals/reconnect.routes.js';
@@ -23,8 +23,13 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    frameworkErrors,
   });
   app.decorateRequest('principal', null);
+  // While draining, each response closes its connection: keep-alive clients move to another replica and close() can finish.
+  app.addHook('onSend', async (_request, reply) => {
+    if (ctx.draining) reply.header('connection', 'close');
+  });
   installJsonBody(app);
   installErrorHandling(app);
   await app.register(opsRoutes(ctx));

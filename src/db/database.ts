@@ -6,6 +6,8 @@ import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
 import { createPool as createMysqlPool } from 'mysql2';
 import pg from 'pg';
 
+import type { SqliteDialectConfig } from 'kysely';
+
 import type { DatabaseConfig, DatabaseKind } from '../config.js';
 import type { Schema } from './schema.js';
 
@@ -48,6 +50,29 @@ export interface OpenOptions {
 
 const INT8_OID = 20;
 
+const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * better-sqlite3 behind Kysely's SqliteDatabase interface, with prepared
+ * statements cached by SQL text: Kysely prepares on every query, and the hot
+ * statements (heartbeat batches, sweeps) repeat.
+ */
+function withStatementCache(handle: SqliteDatabase.Database): SqliteDialectConfig['database'] {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => handle.close(),
+    prepare(text: string) {
+      let statement = cache.get(text);
+      if (statement === undefined) {
+        statement = handle.prepare(text);
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+        cache.set(text, statement);
+      }
+      return statement;
+    },
+  } as SqliteDialectConfig['database'];
+}
+
 function openSqlite(path: string): SqliteDatabase.Database {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const handle = new SqliteDatabase(path);
@@ -65,7 +90,7 @@ export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}):
   let dialect;
   switch (config.kind) {
     case 'sqlite':
-      dialect = new SqliteDialect({ database: openSqlite(config.sqlitePath ?? ':memory:') });
+      dialect = new SqliteDialect({ database: withStatementCache(openSqlite(config.sqlitePath ?? ':memory:')) });
       break;
     case 'postgres': {
       const pool = new pg.Pool({

@@ -121,20 +121,39 @@ export async function replaceTokenHash(db: Executor, id: number, tokenHash: stri
   return Number(result.numUpdatedRows) > 0;
 }
 
-/** Reads devices inside a transaction, holding their rows until it ends (the whole database on SQLite). */
-export function lockDevices(trx: Executor, caps: Capabilities, ids: readonly number[]): Promise<DeviceRow[]> {
+/** What heartbeats and sweeps read under the lock: only the columns the status rules and replies need. */
+const STATE_COLUMNS = [
+  'id',
+  'name',
+  'token_hash',
+  'status',
+  'last_heartbeat_at',
+  'next_check_at',
+  'heartbeat_interval_seconds',
+  'heartbeat_timeout_seconds',
+  'grace_period_seconds',
+  'remote_control_enabled',
+  'reconnect_delay_seconds',
+] as const;
+
+export type DeviceStateRow = Pick<DeviceRow, (typeof STATE_COLUMNS)[number]>;
+
+/** Reads devices' state inside a transaction, holding their rows until it ends (the whole database on SQLite). */
+export function lockDevices(trx: Executor, caps: Capabilities, ids: readonly number[]): Promise<DeviceStateRow[]> {
   if (ids.length === 0) return Promise.resolve([]);
-  const select = selectDevices(trx, ids);
+  const select = trx.selectFrom('devices').select(STATE_COLUMNS).where('id', 'in', ids).orderBy('id');
   return (caps.rowLocks ? select.forUpdate() : select).execute();
 }
 
-/** Reads devices without locking them, by ascending id. */
-export function findDevices(db: Executor, ids: readonly number[]): Promise<DeviceRow[]> {
-  return ids.length === 0 ? Promise.resolve([]) : selectDevices(db, ids).execute();
+/** Locks one device and reads all of it. */
+export async function lockDevice(trx: Executor, caps: Capabilities, id: number): Promise<DeviceRow | undefined> {
+  const select = trx.selectFrom('devices').selectAll().where('id', '=', id);
+  return (caps.rowLocks ? select.forUpdate() : select).executeTakeFirst();
 }
 
-function selectDevices(db: Executor, ids: readonly number[]) {
-  return db.selectFrom('devices').selectAll().where('id', 'in', ids).orderBy('id');
+/** Reads devices' state without locking them, by ascending id. */
+export function findDeviceStates(db: Executor, ids: readonly number[]): Promise<DeviceStateRow[]> {
+  return ids.length === 0 ? Promise.resolve([]) : db.selectFrom('devices').select(STATE_COLUMNS).where('id', 'in', ids).orderBy('id').execute();
 }
 
 /** Ids of devices whose next check is due, most overdue first. */

@@ -97,6 +97,8 @@ export function deviceRoutes(ctx: AppContext) {
       },
       async (request) => {
         const limit = parseLimit(request.query.limit);
+        // No name holds a NUL, and SQLite's LIKE would stop reading the pattern at it (matching every device).
+        if (request.query.q?.includes('\u0000')) throw errors.invalidRequest('q must not contain NUL characters');
         const rows = await ctx.devices.list({
           status: request.query.status,
           q: request.query.q,

@@ -11,7 +11,7 @@ import {
   findDevice,
   insertDevices,
   listDevices,
-  lockDevices,
+  lockDevice,
   replaceTokenHash,
   toBoolean,
   updateDeviceSettings,
@@ -129,7 +129,7 @@ export class DeviceService {
     if (input.name !== undefined) checkName(input.name);
     const { database } = this.deps;
     const device = await inTransaction(database, async (trx) => {
-      const [row] = await lockDevices(trx, database.caps, [id]);
+      const row = await lockDevice(trx, database.caps, id);
       if (!row) throw notFound(id);
       const thresholds: Thresholds = {
         heartbeat_interval_seconds: input.heartbeat_interval_seconds ?? row.heartbeat_interval_seconds,

@@ -7,7 +7,7 @@ import {
   recordHeartbeats,
   toBoolean,
 } from '../devices/device.repository.js';
-import type { DeviceRow, HeartbeatWrite, StatusWrite } from '../devices/device.repository.js';
+import type { DeviceStateRow, HeartbeatWrite, StatusWrite } from '../devices/device.repository.js';
 import { readLiveness } from '../monitor/service-state.repository.js';
 import { acceptHeartbeat, effectiveAvailableSince } from '../status/status.js';
 import type { DeviceState, Status } from '../status/status.js';
@@ -49,7 +49,7 @@ export interface HeartbeatDeps {
   readonly onCommitted?: (accepted: number, reconnectsDelivered: number) => void;
 }
 
-function stateOf(row: DeviceRow): DeviceState {
+function stateOf(row: DeviceStateRow): DeviceState {
   return {
     status: row.status,
     lastHeartbeatAt: row.last_heartbeat_at,
@@ -66,10 +66,12 @@ function stateOf(row: DeviceRow): DeviceState {
 export function createHeartbeatProcessor(deps: HeartbeatDeps): (items: readonly HeartbeatInput[]) => Promise<HeartbeatResult[]> {
   const { database } = deps;
   return async (items) => {
-    const now = deps.clock();
     const ids = [...new Set(items.map((item) => item.deviceId))].sort((a, b) => a - b);
     const outcome = await inTransaction(database, async (trx) => {
       const rows = new Map((await lockDevices(trx, database.caps, ids)).map((row) => [row.id, row]));
+      // The clock is read only once the rows are ours: a sweep that held them first has committed
+      // and read its own clock earlier, so this heartbeat can never be stamped before that sweep's transition.
+      const now = deps.clock();
       const expected = new Map<number, Status>([...rows.values()].map((row) => [row.id, row.status]));
       const heartbeats = new Map<number, HeartbeatWrite>();
       const statuses = new Map<number, StatusWrite>();

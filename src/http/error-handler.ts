@@ -55,6 +55,14 @@ export function sendError(reply: FastifyReply, error: AppError): FastifyReply {
   return reply.status(error.statusCode).send({ success: false, error: { code: error.code, message: error.message } });
 }
 
+/**
+ * For Fastify's `frameworkErrors` option: errors raised before routing (a URL
+ * that does not decode) get the catalogue's shape too, not Fastify's own.
+ */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  void sendError(reply, toAppError(error, request));
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const appError = toAppError(error, request);

@@ -1,7 +1,7 @@
 import type { Database } from '../db/database.js';
 import { inTransaction } from '../db/transaction.js';
-import { applyStatusChanges, findDevices, findDueDeviceIds, lockDevices, rescheduleChecks } from '../devices/device.repository.js';
-import type { DeviceRow, StatusWrite } from '../devices/device.repository.js';
+import { applyStatusChanges, findDeviceStates, findDueDeviceIds, lockDevices, rescheduleChecks } from '../devices/device.repository.js';
+import type { DeviceStateRow, StatusWrite } from '../devices/device.repository.js';
 import type { Logger } from '../observability/logger.js';
 import { effectiveAvailableSince, evaluate } from '../status/status.js';
 import type { Evaluation } from '../status/status.js';
@@ -34,7 +34,7 @@ export interface SweepResult {
 /** How far a device whose evaluation throws is pushed ahead, so it cannot stall every sweep. */
 export const BROKEN_DEVICE_DELAY_MS = 3_600_000;
 
-function evaluateRow(deps: SweepDeps, row: DeviceRow, now: number, availableSince: number): Evaluation | Error {
+function evaluateRow(deps: SweepDeps, row: DeviceStateRow, now: number, availableSince: number): Evaluation | Error {
   try {
     return evaluate(
       {
@@ -52,7 +52,7 @@ function evaluateRow(deps: SweepDeps, row: DeviceRow, now: number, availableSinc
   }
 }
 
-function toTransition(row: DeviceRow, evaluation: Evaluation): NewTransition | null {
+function toTransition(row: DeviceStateRow, evaluation: Evaluation): NewTransition | null {
   const t = evaluation.transition;
   return t && { device_id: row.id, device_name: row.name, from_status: t.from, to_status: t.to, reason: t.reason, source: t.source, at: t.at };
 }
@@ -125,7 +125,7 @@ export async function previewSweep(deps: SweepDeps, now: number): Promise<SweepR
     const due = await findDueDeviceIds(database.db, now, batchSize, after);
     if (due.length === 0) break;
     checked += due.length;
-    const rows = await findDevices(database.db, due.map((d) => d.id));
+    const rows = await findDeviceStates(database.db, due.map((d) => d.id));
     for (const row of rows) {
       const evaluation = evaluateRow(deps, row, now, availableSince);
       const transition = evaluation instanceof Error ? null : toTransition(row, evaluation);
