@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 import type { FastifyInstance } from 'fastify';
 
 import { buildApp } from './app.js';
@@ -10,6 +12,14 @@ import { acquireLease, beatLiveness, releaseLease } from './monitor/service-stat
 import { sweepOnce } from './monitor/sweep.js';
 
 export const MONITOR_LEASE = 'monitor';
+
+/**
+ * How long a draining server keeps its listener open. /readyz answers 503 so
+ * balancers move away, and requests already sent on open connections are read
+ * and answered (each closing its connection) instead of being reset when
+ * close() drops idle connections.
+ */
+export const DRAIN_GRACE_MS = 500;
 const REDIS_STARTUP_WAIT_MS = 2000;
 
 export interface RunningServer {
@@ -85,7 +95,9 @@ export async function startServer(config: Config, overrides: ContextOverrides = 
       (stopping ??= (async () => {
         ctx.draining = true;
         logger.info('Draining: finishing in-flight requests and the current sweep');
-        await Promise.all([app.close(), monitor?.stop()]);
+        const monitorStopped = monitor?.stop();
+        await sleep(DRAIN_GRACE_MS);
+        await Promise.all([app.close(), monitorStopped]);
         await liveness.stop();
         await ctx.close();
         logger.info('Stopped');

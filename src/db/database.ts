@@ -1,15 +1,10 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-
-import SqliteDatabase from 'better-sqlite3';
-import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, MysqlDialect, PostgresDialect } from 'kysely';
 import { createPool as createMysqlPool } from 'mysql2';
 import pg from 'pg';
 
-import type { SqliteDialectConfig } from 'kysely';
-
 import type { DatabaseConfig, DatabaseKind } from '../config.js';
 import type { Schema } from './schema.js';
+import { SqliteWorkerDialect } from './sqlite-worker.js';
 
 /**
  * What differs between dialects, as flags: repositories branch on these,
@@ -44,45 +39,14 @@ const CAPABILITIES: Record<DatabaseKind, Capabilities> = {
 
 export interface OpenOptions {
   readonly poolSize?: number;
-  /** Called when an idle pooled connection fails (e.g. the server restarted). */
+  /** Called when a pooled connection fails, idle or in use (e.g. the server restarted). */
   readonly onPoolError?: (error: Error) => void;
 }
 
 const INT8_OID = 20;
 
-const STATEMENT_CACHE_SIZE = 256;
-
-/**
- * better-sqlite3 behind Kysely's SqliteDatabase interface, with prepared
- * statements cached by SQL text: Kysely prepares on every query, and the hot
- * statements (heartbeat batches, sweeps) repeat.
- */
-function withStatementCache(handle: SqliteDatabase.Database): SqliteDialectConfig['database'] {
-  const cache = new Map<string, SqliteDatabase.Statement>();
-  return {
-    close: () => handle.close(),
-    prepare(text: string) {
-      let statement = cache.get(text);
-      if (statement === undefined) {
-        statement = handle.prepare(text);
-        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
-        cache.set(text, statement);
-      }
-      return statement;
-    },
-  } as SqliteDialectConfig['database'];
-}
-
-function openSqlite(path: string): SqliteDatabase.Database {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const handle = new SqliteDatabase(path);
-  handle.pragma('journal_mode = WAL');
-  // FULL: a commit is on disk before a 200 goes out. Group commit keeps this affordable.
-  handle.pragma('synchronous = FULL');
-  handle.pragma('busy_timeout = 5000');
-  handle.pragma('foreign_keys = ON');
-  return handle;
-}
+/** WAL, and FULL sync: a commit is on disk before a 200 goes out (group commit keeps this affordable). */
+const SQLITE_PRAGMAS = ['journal_mode = WAL', 'synchronous = FULL', 'busy_timeout = 5000', 'foreign_keys = ON'];
 
 export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}): Database {
   const poolSize = options.poolSize ?? 10;
@@ -90,7 +54,7 @@ export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}):
   let dialect;
   switch (config.kind) {
     case 'sqlite':
-      dialect = new SqliteDialect({ database: withStatementCache(openSqlite(config.sqlitePath ?? ':memory:')) });
+      dialect = new SqliteWorkerDialect(config.sqlitePath ?? ':memory:', SQLITE_PRAGMAS);
       break;
     case 'postgres': {
       const pool = new pg.Pool({
@@ -103,7 +67,13 @@ export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}):
             oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as never,
         },
       });
-      pool.on('error', onPoolError);
+      // A connection that fails emits 'error' on its client. pg-pool listens only while the
+      // client is idle; one that fails while checked out (mid-transaction, when the server
+      // restarts or the network drops) would throw an uncaught exception and kill the process.
+      // So every client gets a listener of its own for its whole life; the failed query
+      // rejects as usual and pg-pool discards the client when it is released.
+      pool.on('connect', (client) => client.on('error', onPoolError));
+      pool.on('error', () => {}); // already reported by the client's own listener
       dialect = new PostgresDialect({ pool });
       break;
     }

@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 
 import type { Database } from './database.js';
@@ -13,8 +12,8 @@ const MAX_ATTEMPTS = 6;
 
 /**
  * Runs `fn` in one transaction, retried with jittered backoff on deadlocks
- * and serialization failures. SQLite takes the write lock up front
- * (`BEGIN IMMEDIATE`) so a read inside the transaction can never be stale.
+ * and serialization failures. SQLite transactions take the write lock up
+ * front (`BEGIN IMMEDIATE`, see sqlite-worker.ts) so a read inside one can never be stale.
  */
 export async function inTransaction<T>(database: Database, fn: (trx: Executor) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -29,16 +28,5 @@ export async function inTransaction<T>(database: Database, fn: (trx: Executor) =
 }
 
 function runOnce<T>(database: Database, fn: (trx: Executor) => Promise<T>): Promise<T> {
-  if (database.caps.rowLocks) return database.db.transaction().execute(fn);
-  return database.db.connection().execute(async (connection) => {
-    await sql`BEGIN IMMEDIATE`.execute(connection);
-    try {
-      const result = await fn(connection);
-      await sql`COMMIT`.execute(connection);
-      return result;
-    } catch (error) {
-      await sql`ROLLBACK`.execute(connection).catch(() => {});
-      throw error;
-    }
-  });
+  return database.db.transaction().execute(fn);
 }
