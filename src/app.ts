@@ -8,6 +8,7 @@ import { frameworkErrors, installErrorHandling } from './http/error-handler.js';
 import { installJsonBody } from './http/json-body.js';
 import { opsRoutes } from './ops/ops.routes.js';
 import { reconnectRoutes } from './signals/reconnect.routes.js';
+import { signalRoutes } from './signals/signal.routes.js';
 import { transitionRoutes } from './transitions/transition.routes.js';
 
 /** Requests other than a device's may carry up to this much JSON (10,000 devices in one bulk call fit easily). */
@@ -36,6 +37,7 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   await app.register(heartbeatRoutes(ctx));
   await app.register(deviceRoutes(ctx));
   await app.register(reconnectRoutes(ctx));
+  await app.register(signalRoutes(ctx));
   await app.register(transitionRoutes(ctx));
   return app;
 }

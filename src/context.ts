@@ -19,10 +19,12 @@ import { LocalRateLimiter } from './ratelimit/gcra.js';
 import type { RateDecision } from './ratelimit/gcra.js';
 import { redisBus } from './redis/redis.bus.js';
 import type { Bus } from './redis/redis.bus.js';
+import type { ReconnectSignal } from './signals/signal.hub.js';
 import { openRedis } from './redis/redis.client.js';
 import type { RedisHandle } from './redis/redis.client.js';
 import { redisHeartbeatLimiter } from './redis/redis.rate-limiter.js';
 import { ReconnectService } from './signals/reconnect.service.js';
+import { SignalHub } from './signals/signal.hub.js';
 import { createTransitionRecorder } from './transitions/transition.recorder.js';
 import type { TransitionRecorder } from './transitions/transition.recorder.js';
 
@@ -49,6 +51,8 @@ export interface AppContext {
   readonly heartbeats: GroupCommit<HeartbeatInput, HeartbeatResult>;
   readonly devices: DeviceService;
   readonly reconnects: ReconnectService;
+  /** Devices with an open signal stream on this process. */
+  readonly signalHub: SignalHub;
   /** Present when REDIS_URL is set. */
   readonly redis: RedisHandle | null;
   readonly bus: Bus | null;
@@ -86,8 +90,17 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
   const redis = config.redisUrl ? openRedis(config.redisUrl, config.redisPrefix, logger) : null;
   const onRedisFallback = () => metrics.redisFallbacks.inc();
   const heartbeatLimiter: HeartbeatLimiter = redis ? redisHeartbeatLimiter(redis, limit, localLimiter, onRedisFallback) : localLimiter;
+  const signalHub = new SignalHub({ database, clock, logger, onDelivered: () => metrics.reconnectsDelivered.inc() });
+  const deliverLocally = (signals: readonly ReconnectSignal[]) =>
+    signalHub.deliver(signals).catch((error: unknown) => logger.warn({ err: error }, 'Could not push reconnect signals'));
+  // With Redis, every replica (this one included) hears the signal and pushes it to the streams it holds.
   const bus = redis
-    ? redisBus(redis, { onDeviceChanged: (id) => authenticator.invalidateDevice(id) }, logger, onRedisFallback)
+    ? redisBus(
+        redis,
+        { onDeviceChanged: (id) => authenticator.invalidateDevice(id), onSignal: (signal) => void deliverLocally([signal]) },
+        logger,
+        onRedisFallback,
+      )
     : null;
 
   const heartbeats = new GroupCommit(
@@ -122,7 +135,8 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
     heartbeatLimiter,
     heartbeats,
     devices: new DeviceService({ database, clock, defaults: config.defaults, deviceChanged }),
-    reconnects: new ReconnectService({ database, clock, announce: bus ? (signals) => bus.signals(signals) : undefined }),
+    reconnects: new ReconnectService({ database, clock, announce: bus ? (signals) => bus.signals(signals) : deliverLocally }),
+    signalHub,
     redis,
     bus,
     recordTransitions,

@@ -316,3 +316,18 @@ export async function countDevicesByStatus(db: Executor): Promise<Map<Status, nu
   return new Map(rows.map((row) => [row.status, Number(row.count)]));
 }
 
+
+/**
+ * Claims a pending reconnect signal for delivery on another channel: true only
+ * for the one caller that clears it, so each signal is delivered once.
+ */
+export async function claimReconnect(db: Executor, id: number, requestedAt: number, now: number): Promise<boolean> {
+  const result = await db
+    .updateTable('devices')
+    .set({ reconnect_delay_seconds: null, reconnect_delivered_at: now })
+    .where('id', '=', id)
+    .where('reconnect_requested_at', '=', requestedAt)
+    .where('reconnect_delay_seconds', 'is not', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}

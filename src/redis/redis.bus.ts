@@ -1,17 +1,18 @@
 import type { Logger } from '../observability/logger.js';
+import type { ReconnectSignal } from '../signals/signal.hub.js';
 import type { RedisHandle } from './redis.client.js';
 
 export interface Bus {
   /** Tells every replica that a device's token or settings changed. */
   deviceChanged(deviceId: number): Promise<void>;
   /** Announces reconnect signals to every replica (for push delivery). */
-  signals(signals: readonly { deviceId: number; delaySeconds: number }[]): Promise<void>;
+  signals(signals: readonly ReconnectSignal[]): Promise<void>;
   close(): Promise<void>;
 }
 
 export interface BusHandlers {
   readonly onDeviceChanged: (deviceId: number) => void;
-  readonly onSignal?: (signal: { deviceId: number; delaySeconds: number }) => void;
+  readonly onSignal?: (signal: ReconnectSignal) => void;
 }
 
 /**
@@ -28,7 +29,7 @@ export function redisBus(redis: RedisHandle, handlers: BusHandlers, logger: Logg
       const id = Number(message);
       if (Number.isSafeInteger(id)) handlers.onDeviceChanged(id);
     } else if (channel === SIGNAL_CHANNEL && handlers.onSignal) {
-      for (const signal of JSON.parse(message) as { deviceId: number; delaySeconds: number }[]) handlers.onSignal(signal);
+      for (const signal of JSON.parse(message) as ReconnectSignal[]) handlers.onSignal(signal);
     }
   });
   const publish = async (channel: string, message: string) => {

@@ -3,12 +3,13 @@ import { inTransaction } from '../db/transaction.js';
 import { findDevice, listDeviceIds, requestReconnects } from '../devices/device.repository.js';
 import { notFound } from '../devices/device.service.js';
 import type { Status } from '../status/status.js';
+import type { ReconnectSignal } from './signal.hub.js';
 
 export interface ReconnectDeps {
   readonly database: Database;
   readonly clock: () => number;
-  /** Fan-out for faster channels than the next heartbeat (Redis pub/sub when configured). */
-  readonly announce?: (signals: readonly { deviceId: number; delaySeconds: number }[]) => Promise<void>;
+  /** Fan-out to faster channels than the next heartbeat (signal streams, on every replica through Redis). */
+  readonly announce?: (signals: readonly ReconnectSignal[]) => Promise<void>;
 }
 
 /** Delays spread evenly over [0, spreadSeconds): device i of n waits floor(i · spread / n) seconds. */
@@ -27,11 +28,10 @@ export class ReconnectService {
 
   async signalDevice(id: number, delaySeconds: number): Promise<void> {
     const { database } = this.deps;
-    const changed = await inTransaction(database, (trx) =>
-      requestReconnects(trx, database.caps, [{ id, delay: delaySeconds }], this.deps.clock()),
-    );
+    const now = this.deps.clock();
+    const changed = await inTransaction(database, (trx) => requestReconnects(trx, database.caps, [{ id, delay: delaySeconds }], now));
     if (changed === 0 && !(await findDevice(database.db, id))) throw notFound(id);
-    await this.deps.announce?.([{ deviceId: id, delaySeconds }]);
+    await this.deps.announce?.([{ deviceId: id, delaySeconds, requestedAt: now }]);
   }
 
   /** Signals every device (with `status`, if given). Returns how many were signalled. */
@@ -50,7 +50,7 @@ export class ReconnectService {
     for (let start = 0; start < rows.length; start += PAGE) {
       await inTransaction(database, (trx) => requestReconnects(trx, database.caps, rows.slice(start, start + PAGE), now));
     }
-    await this.deps.announce?.(rows.map((r) => ({ deviceId: r.id, delaySeconds: r.delay })));
+    await this.deps.announce?.(rows.map((r) => ({ deviceId: r.id, delaySeconds: r.delay, requestedAt: now })));
     return rows.length;
   }
 }
