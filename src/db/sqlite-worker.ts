@@ -21,6 +21,8 @@ let db;
 try {
   db = new Database(workerData.path);
   for (const pragma of workerData.pragmas) db.pragma(pragma);
+  // SQLite's own lower() folds ASCII only; name search must fold all of Unicode, as on PostgreSQL and MySQL.
+  db.function('lower', { deterministic: true }, (value) => (typeof value === 'string' ? value.toLowerCase() : value));
   parentPort.postMessage({ id: 0 });
 } catch (error) {
   parentPort.postMessage({ id: 0, error: { message: error.message, code: error.code } });
