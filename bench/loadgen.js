@@ -3,7 +3,7 @@
 // speaks over the IPC channel:
 //
 //   → { id, type: 'tokens', tokens: string[] }          device tokens to rotate over
-//   → { id, type: 'run', url, connections, duration?, amount?, maxSeconds }
+//   → { id, type: 'run', url, connections, duration }
 //   ← { id, ok: true, result } | { id, ok: false, error }
 //
 // Every request is a heartbeat POST with the next token of one global rotation
@@ -51,38 +51,46 @@ function requestHeads(url) {
 }
 
 /**
- * @param {{ url: string, connections: number, duration?: number, amount?: number, maxSeconds: number }} spec
+ * Runs for `duration` seconds, then stops sending and waits for the requests in
+ * flight (autocannon's own duration mode drops them, and the server may count
+ * them): every request sent is answered, so the server's counter must match.
+ * @param {{ url: string, connections: number, duration: number }} spec
  */
-function run(spec) {
+function run({ url, connections, duration }) {
   if (tokens.length === 0) throw new Error('no tokens: send a "tokens" message first');
-  const heads = requestHeads(spec.url);
+  const heads = requestHeads(url);
   // One rotation shared by all connections: request k carries token k mod N.
   const nextRequest = () => {
     const k = sent++;
-    return Buffer.concat([heads[k % heads.length], BODIES[k % BODIES.length]]);
+    return Buffer.concat([/** @type {Buffer} */ (heads[k % heads.length]), /** @type {Buffer} */ (BODIES[k % BODIES.length])]);
   };
+  /** @type {any[]} */
+  const clients = [];
   return new Promise((resolve, reject) => {
     const sentBefore = sent;
     const started = performance.now();
     let lastResponse = started;
     let responses = 0;
-    let stoppedEarly = false;
-    /** @type {NodeJS.Timeout | undefined} */
-    let guard;
+    let drained = true;
     const instance = autocannon(
       {
-        url: spec.url,
-        connections: spec.connections,
-        ...(spec.amount ? { amount: spec.amount } : { duration: spec.duration }),
+        url,
+        connections,
+        amount: Number.MAX_SAFE_INTEGER, // ended by `finish` below, not by autocannon
         method: 'POST',
         timeout: 10,
-        // Hook our prebuilt bytes into each connection (autocannon 8 Client#getRequestBuffer).
+        // autocannon 8 internals: each Client writes getRequestBuffer() and
+        // destroys itself once reqsMade reaches responseMax.
         setupClient(/** @type {any} */ client) {
-          if (typeof client.getRequestBuffer !== 'function') throw new Error('autocannon internals changed: no getRequestBuffer');
+          if (typeof client.getRequestBuffer !== 'function' || typeof client.reqsMade !== 'number') {
+            throw new Error('autocannon internals changed (Client#getRequestBuffer, reqsMade)');
+          }
           client.getRequestBuffer = nextRequest;
+          clients.push(client);
         },
       },
       (/** @type {Error | null} */ err, /** @type {any} */ result) => {
+        clearTimeout(finish);
         clearTimeout(guard);
         if (err) return reject(err);
         const elapsedSeconds = (lastResponse - started) / 1000;
@@ -103,7 +111,7 @@ function run(spec) {
             p99: result.latency.p99,
             max: result.latency.max,
           },
-          stoppedEarly,
+          drained,
         });
       },
     );
@@ -111,11 +119,15 @@ function run(spec) {
       responses++;
       lastResponse = performance.now();
     });
-    // A server that stops answering must not hang an amount-bounded run forever.
-    guard = setTimeout(() => {
-      stoppedEarly = true;
+    // Time is up: each connection ends after the response it is waiting for.
+    const finish = setTimeout(() => {
+      for (const client of clients) client.responseMax = client.reqsMade;
+    }, duration * 1000);
+    // A server that stops answering must not hang the run: cut it off.
+    const guard = setTimeout(() => {
+      drained = false;
       instance.stop();
-    }, spec.maxSeconds * 1000);
+    }, (duration + 15) * 1000);
   });
 }
 

@@ -38,7 +38,7 @@ import { memory, sweep } from './scenarios/stubs.js';
  * @property {Array<{ metric: string, goal: string, value: string, met: boolean | null }>} goals issue 4's goals (never fail the run)
  */
 
-/** @type {Record<string, { run: (ctx: ScenarioContext) => Promise<ScenarioResult>, perDatabase: boolean }>} */
+/** @type {{ [name: string]: { run: (ctx: ScenarioContext) => Promise<ScenarioResult>, perDatabase: boolean } }} */
 const SCENARIOS = {
   ingest: { run: ingest, perDatabase: true },
   sweep: { run: sweep, perDatabase: false },
@@ -112,6 +112,16 @@ function parseOptions() {
   return options;
 }
 
+/**
+ * An error's message with its causes (fetch only says "fetch failed" without them).
+ * @param {unknown} err
+ * @returns {string}
+ */
+function describe(err) {
+  if (!(err instanceof Error)) return String(err);
+  return err.cause ? `${err.message}: ${describe(err.cause)}` : err.message;
+}
+
 /** @param {Array<{ metric: string, goal: string, value: string, met: boolean | null }>} goals */
 function goalsTable(goals) {
   const status = (/** @type {boolean | null} */ met) => (met === null ? '–' : met ? 'met' : 'MISSED');
@@ -136,14 +146,17 @@ async function main() {
   console.log(`fleetpulse bench — ${date.toISOString()}${options.smoke ? ' — SMOKE RUN (tiny sizes, numbers not meaningful)' : ''}`);
   console.log(`${host.nproc} CPUs (${host.cpuModel}), ${host.memoryMB} MB, Node ${host.node}, commit ${host.commit ?? '?'}`);
   for (const [db, version] of Object.entries(databases)) console.log(`${db}: ${version}`);
+  if (host.loadAverage1m >= 0.5) {
+    console.log(`WARNING: the machine is busy (1-minute load ${host.loadAverage1m.toFixed(2)}); numbers will be low and noisy`);
+  }
 
   const results = [];
   const checks = [];
   const goals = [];
   const shared = new Map();
   for (const name of options.scenarios) {
-    const { run, perDatabase } = SCENARIOS[name];
-    for (const db of perDatabase ? options.dbs : [options.dbs[0]]) {
+    const { run, perDatabase } = /** @type {(typeof SCENARIOS)[string]} */ (SCENARIOS[name]);
+    for (const db of perDatabase ? options.dbs : options.dbs.slice(0, 1)) {
       const title = perDatabase ? `${name} (${db})` : name;
       console.log(`\n== ${title} ==`);
       const started = Date.now();
@@ -154,7 +167,7 @@ async function main() {
         checks.push(...result.checks);
         goals.push(...result.goals);
       } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
+        const message = describe(err);
         console.log(`FAILED: ${message}`);
         results.push({ scenario: name, db, error: message });
         checks.push({ name: `${title} ran`, ok: false, detail: message.replace(/\s*\n\s*/g, ' | ').slice(0, 300) });

@@ -7,7 +7,7 @@ import { onCleanup, stopChild, track } from './processes.js';
 /**
  * @typedef {object} RunResult
  * @property {number} responses
- * @property {number} sent       requests built and written (a few may be unanswered in a duration run)
+ * @property {number} sent       requests written (all answered when `drained`)
  * @property {number} ok2xx
  * @property {number} non2xx
  * @property {Record<string, number>} statusCodes
@@ -16,7 +16,7 @@ import { onCleanup, stopChild, track } from './processes.js';
  * @property {number} elapsedSeconds first request to last response
  * @property {number} requestsPerSecond responses / elapsedSeconds
  * @property {{ mean: number, p50: number, p90: number, p99: number, max: number }} latencyMs
- * @property {boolean} stoppedEarly hit maxSeconds before `amount` responses
+ * @property {boolean} drained every request sent got its response (false: cut off 15 s after the end)
  */
 
 export async function startLoadgen() {
@@ -61,12 +61,11 @@ export async function startLoadgen() {
     /** @param {string[]} tokens device tokens to rotate over */
     setTokens: (tokens) => call({ type: 'tokens', tokens }, 60_000),
     /**
-     * One load run: `duration` seconds, or exactly `amount` answered requests
-     * (given up after `maxSeconds`).
-     * @param {{ url: string, connections: number, duration?: number, amount?: number, maxSeconds: number }} spec
+     * One load run: `duration` seconds, then the requests in flight are answered.
+     * @param {{ url: string, connections: number, duration: number }} spec
      * @returns {Promise<RunResult>}
      */
-    run: (spec) => /** @type {Promise<RunResult>} */ (call({ type: 'run', ...spec }, (spec.maxSeconds + 30) * 1000)),
+    run: (spec) => /** @type {Promise<RunResult>} */ (call({ type: 'run', ...spec }, (spec.duration + 45) * 1000)),
     stop,
   };
 }

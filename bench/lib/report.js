@@ -10,8 +10,7 @@ import { REPO_ROOT } from './servers.js';
  * @param {number} q 0..1
  */
 export function percentile(sorted, q) {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? null;
 }
 
 /** @param {number[]} values */
@@ -21,7 +20,7 @@ export function distribution(values) {
     count: sorted.length,
     p50: percentile(sorted, 0.5),
     p99: percentile(sorted, 0.99),
-    max: sorted.length ? sorted[sorted.length - 1] : null,
+    max: sorted.at(-1) ?? null,
   };
 }
 
@@ -39,12 +38,12 @@ export function num(n, digits = 0) {
  * @param {Array<Array<string | number>>} rows
  */
 export function table(rows) {
-  const cells = rows.map((r) => r.map(String));
-  const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const right = widths.map((_, i) => i > 0 && cells.slice(1).some((r) => /^[\d,.–-]+$/.test(r[i] ?? '')));
+  const [head = [], ...body] = rows.map((r) => r.map(String));
+  const widths = head.map((_, i) => Math.max(...[head, ...body].map((r) => (r[i] ?? '').length)));
+  const right = widths.map((_, i) => i > 0 && body.some((r) => /^[\d,.–-]+$/.test(r[i] ?? '')));
   const line = (/** @type {string[]} */ r) =>
-    r.map((c, i) => (right[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
-  return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+    r.map((c, i) => (right[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
 /** @param {string} file @param {string[]} args */
@@ -72,5 +71,6 @@ export function machine() {
     node: process.version,
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     commit: commit === null ? null : `${commit}${dirty ? ' (src/ modified)' : ''}`,
+    loadAverage1m: os.loadavg()[0] ?? 0,
   };
 }

@@ -54,6 +54,7 @@ const SCRUBBED = /^(FLEETPULSE_|DATABASE_URL$|REDIS_URL$|PORT$|HOST$|LOG_LEVEL$)
  * @property {number} pid
  * @property {() => string} output last lines the server wrote
  * @property {() => number | null} rssBytes current resident set size (Linux /proc)
+ * @property {() => void} assertRunning throws with the server's last output if it has exited
  * @property {(method: string, path: string, body?: unknown, token?: string) => Promise<{ status: number, json: any }>} request
  * @property {(name: string) => Promise<number>} metric sum of every series of a Prometheus metric
  * @property {() => Promise<void>} stop
@@ -83,7 +84,7 @@ export async function startFleetpulse({ databaseUrl, env = {}, readyTimeoutMs = 
         HOST,
         DATABASE_URL: databaseUrl,
         FLEETPULSE_ADMIN_TOKEN: adminToken,
-        LOG_LEVEL: 'warn',
+        LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
         FLEETPULSE_SHUTDOWN_TIMEOUT_MS: '3000',
         ...env,
       },
@@ -92,18 +93,27 @@ export async function startFleetpulse({ databaseUrl, env = {}, readyTimeoutMs = 
   const output = tail(child);
   const stop = onCleanup(`fleetpulse pid ${child.pid}`, () => stopChild(child, 8_000));
   const url = `http://${HOST}:${port}`;
+  const exitedError = () =>
+    new Error(`fleetpulse exited (code ${child.exitCode}, signal ${child.signalCode}); its last output:\n${output()}`);
 
   /** @type {Fleetpulse['request']} */
   const request = async (method, path, body, token = adminToken) => {
-    const res = await fetch(url + path, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(120_000),
-    });
+    const send = () =>
+      fetch(url + path, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(120_000),
+      });
+    // A GET is retried once on a network error (a kept-alive socket the server just closed).
+    const res = await send()
+      .catch((err) => (method === 'GET' && isRunning(child) ? sleep(100).then(send) : Promise.reject(err)))
+      .catch((err) => {
+        throw isRunning(child) ? err : exitedError();
+      });
     const text = await res.text();
     let json = null;
     try {
@@ -119,7 +129,7 @@ export async function startFleetpulse({ databaseUrl, env = {}, readyTimeoutMs = 
   for (;;) {
     if (!isRunning(child)) {
       await stop();
-      throw new Error(`fleetpulse exited during start-up (code ${child.exitCode}, signal ${child.signalCode}):\n${output()}`);
+      throw exitedError();
     }
     try {
       const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) });
@@ -142,14 +152,14 @@ export async function startFleetpulse({ databaseUrl, env = {}, readyTimeoutMs = 
     pid: /** @type {number} */ (child.pid),
     output,
     rssBytes: () => procRss(/** @type {number} */ (child.pid)),
+    assertRunning: () => {
+      if (!isRunning(child)) throw exitedError();
+    },
     request,
     metric: async (name) => {
-      const res = await fetch(`${url}/metrics`, {
-        headers: { authorization: `Bearer ${adminToken}` },
-        signal: AbortSignal.timeout(10_000),
-      });
-      const text = await res.text();
-      if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}: ${text.slice(0, 200)}`);
+      const { status, json } = await request('GET', '/metrics');
+      const text = typeof json === 'string' ? json : JSON.stringify(json);
+      if (status !== 200) throw new Error(`GET /metrics answered ${status}: ${text.slice(0, 200)}`);
       return sumMetric(text, name);
     },
     stop,

@@ -17,8 +17,8 @@ const P99_GOAL_MS = 25;
 /** @typedef {import('../lib/loadgen-client.js').RunResult} RunResult */
 
 /**
- * Reads a counter until two reads 200 ms apart agree (requests cut off at the end
- * of a duration-bounded warm-up may still be in flight in the server).
+ * Reads a counter until two reads 200 ms apart agree: a request the generator
+ * gave up on (timeout, reset) may still be in flight in the server.
  * @param {() => Promise<number>} read
  */
 async function settled(read) {
@@ -33,25 +33,23 @@ async function settled(read) {
 }
 
 /**
- * Warm-up for `warmup` seconds, then a measured run of exactly as many requests
- * as the warm-up rate gives in `duration` seconds: a run bounded by count (not
- * time) ends with every request answered, so the server's counter must match.
+ * Warm-up for `warmup` seconds, then the measured run of `duration` seconds. Runs
+ * end with every request answered, so the server's counter must match the 2xx.
  * @param {Awaited<ReturnType<typeof startLoadgen>>} loadgen
  * @param {string} url
  * @param {import('../run.js').Options} options
  * @param {() => Promise<number>} [counter] the server's accepted-heartbeats counter
  */
 async function measure(loadgen, url, { connections, warmup, duration }, counter) {
-  const warm = await loadgen.run({ url, connections, duration: warmup, maxSeconds: warmup + 30 });
+  const warm = await loadgen.run({ url, connections, duration: warmup });
   const before = counter ? await settled(counter) : null;
-  const amount = Math.max(connections * 20, Math.round(warm.requestsPerSecond * duration));
-  const run = await loadgen.run({ url, connections, amount, maxSeconds: duration * 4 + 30 });
+  const run = await loadgen.run({ url, connections, duration });
   const after = counter ? await settled(counter) : null;
   return { warmup: warm, run, counterDelta: before === null || after === null ? null : after - before };
 }
 
 /** @param {RunResult} r */
-const clean = (r) => r.non2xx === 0 && r.errors === 0 && !r.stoppedEarly;
+const clean = (r) => r.non2xx === 0 && r.errors === 0 && r.drained;
 
 /**
  * One heartbeat by hand first: a broken endpoint should fail with its answer,
@@ -82,9 +80,10 @@ export async function ingest({ options, db, shared }) {
       const started = Date.now();
       const registered = await registerDevices(server, devices);
       const registerSeconds = (Date.now() - started) / 1000;
-      await checkHeartbeatAnswer(server, registered[0].token);
+      await checkHeartbeatAnswer(server, /** @type {{ token: string }} */ (registered[0]).token);
       await loadgen.setTokens(registered.map((d) => d.token));
       const result = await measure(loadgen, server.url, options, () => server.metric('fleetpulse_heartbeats_total'));
+      server.assertRunning();
       const rateLimited = await server.metric('fleetpulse_heartbeats_rate_limited_total').catch(() => null);
       const rss = server.rssBytes();
       return { ...result, registerSeconds, rateLimited, rssMB: rss === null ? null : rss / 2 ** 20 };
@@ -143,7 +142,7 @@ function report(db, options, burst, fleet, bare, firstBare) {
     {
       name: `ingest (${db}): every heartbeat answered 2xx`,
       ok: clean(fleet.run),
-      detail: `non-2xx ${fleet.run.non2xx} ${JSON.stringify(fleet.run.statusCodes)}, errors ${fleet.run.errors}, timeouts ${fleet.run.timeouts}${fleet.run.stoppedEarly ? ', stopped at the time limit' : ''}`,
+      detail: `non-2xx ${fleet.run.non2xx} ${JSON.stringify(fleet.run.statusCodes)}, errors ${fleet.run.errors}, timeouts ${fleet.run.timeouts}${fleet.run.drained ? '' : ', cut off before every response arrived'}`,
     },
   ];
   if (firstBare) {

@@ -156,8 +156,14 @@ export function findDeviceStates(db: Executor, ids: readonly number[]): Promise<
   return ids.length === 0 ? Promise.resolve([]) : db.selectFrom('devices').select(STATE_COLUMNS).where('id', 'in', ids).orderBy('id').execute();
 }
 
-/** Ids of devices whose next check is due, most overdue first. */
-export async function findDueDeviceIds(db: Executor, now: number, limit: number, after?: { nextCheckAt: number; id: number }): Promise<{ id: number; next_check_at: number }[]> {
+/** Ids of devices whose next check is due, most overdue first (the index's order: no sort, however many are due). */
+export async function findDueDeviceIds(db: Executor, now: number, limit: number): Promise<{ id: number; next_check_at: number }[]> {
+  const select = db.selectFrom('devices').select(['id', 'next_check_at']).where('next_check_at', '<=', now).orderBy('next_check_at').limit(limit);
+  return (await select.execute()) as { id: number; next_check_at: number }[];
+}
+
+/** Every due device a page at a time, in a stable order, for a pass that changes nothing (a dry run). */
+export async function pageDueDeviceIds(db: Executor, now: number, limit: number, after?: { nextCheckAt: number; id: number }): Promise<{ id: number; next_check_at: number }[]> {
   let select = db
     .selectFrom('devices')
     .select(['id', 'next_check_at'])

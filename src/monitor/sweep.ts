@@ -1,6 +1,6 @@
 import type { Database } from '../db/database.js';
 import { inTransaction } from '../db/transaction.js';
-import { applyStatusChanges, findDeviceStates, findDueDeviceIds, lockDevices, rescheduleChecks } from '../devices/device.repository.js';
+import { applyStatusChanges, findDeviceStates, findDueDeviceIds, lockDevices, pageDueDeviceIds, rescheduleChecks } from '../devices/device.repository.js';
 import type { DeviceStateRow, StatusWrite } from '../devices/device.repository.js';
 import type { Logger } from '../observability/logger.js';
 import { effectiveAvailableSince, evaluate } from '../status/status.js';
@@ -122,7 +122,7 @@ export async function previewSweep(deps: SweepDeps, now: number): Promise<SweepR
   let checked = 0;
   let after: { nextCheckAt: number; id: number } | undefined;
   for (;;) {
-    const due = await findDueDeviceIds(database.db, now, batchSize, after);
+    const due = await pageDueDeviceIds(database.db, now, batchSize, after);
     if (due.length === 0) break;
     checked += due.length;
     const rows = await findDeviceStates(database.db, due.map((d) => d.id));
