@@ -1,6 +1,4 @@
 import { Kysely, MysqlDialect, PostgresDialect } from 'kysely';
-import { createPool as createMysqlPool } from 'mysql2';
-import pg from 'pg';
 
 import type { DatabaseConfig, DatabaseKind } from '../config.js';
 import type { Schema } from './schema.js';
@@ -57,40 +55,49 @@ export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}):
       dialect = new SqliteWorkerDialect(config.sqlitePath ?? ':memory:', SQLITE_PRAGMAS);
       break;
     case 'postgres': {
-      const pool = new pg.Pool({
-        connectionString: config.url,
-        max: poolSize,
-        connectionTimeoutMillis: 3000,
-        idleTimeoutMillis: 30_000,
-        types: {
-          getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-            oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as never,
-        },
-      });
-      // A connection that fails emits 'error' on its client. pg-pool listens only while the
-      // client is idle; one that fails while checked out (mid-transaction, when the server
-      // restarts or the network drops) would throw an uncaught exception and kill the process.
-      // So every client gets a listener of its own for its whole life; the failed query
-      // rejects as usual and pg-pool discards the client when it is released.
-      pool.on('connect', (client) => client.on('error', onPoolError));
-      pool.on('error', () => {}); // already reported by the client's own listener
-      dialect = new PostgresDialect({ pool });
+      // Drivers load only for the database in use (each costs several MB of memory).
+      const createPool = async () => {
+        const { default: pg } = await import('pg');
+        const pool = new pg.Pool({
+          connectionString: config.url,
+          max: poolSize,
+          connectionTimeoutMillis: 3000,
+          idleTimeoutMillis: 30_000,
+          types: {
+            getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+              oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as never,
+          },
+        });
+        // A connection that fails emits 'error' on its client. pg-pool listens only while the
+        // client is idle; one that fails while checked out (mid-transaction, when the server
+        // restarts or the network drops) would throw an uncaught exception and kill the process.
+        // So every client gets a listener of its own for its whole life; the failed query
+        // rejects as usual and pg-pool discards the client when it is released.
+        pool.on('connect', (client) => client.on('error', onPoolError));
+        pool.on('error', () => {}); // already reported by the client's own listener
+        return pool;
+      };
+      dialect = new PostgresDialect({ pool: createPool });
       break;
     }
     case 'mysql': {
-      const pool = createMysqlPool({
-        uri: config.url,
-        connectionLimit: poolSize,
-        connectTimeout: 3000,
-        charset: 'utf8mb4',
-        supportBigNumbers: true,
-        bigNumberStrings: false,
-        decimalNumbers: true,
-        timezone: 'Z',
-        enableKeepAlive: true,
-      });
-      pool.on('connection', (connection) => connection.on('error', onPoolError));
-      dialect = new MysqlDialect({ pool });
+      const createPool = async () => {
+        const { createPool: createMysqlPool } = await import('mysql2');
+        const pool = createMysqlPool({
+          uri: config.url,
+          connectionLimit: poolSize,
+          connectTimeout: 3000,
+          charset: 'utf8mb4',
+          supportBigNumbers: true,
+          bigNumberStrings: false,
+          decimalNumbers: true,
+          timezone: 'Z',
+          enableKeepAlive: true,
+        });
+        pool.on('connection', (connection) => connection.on('error', onPoolError));
+        return pool;
+      };
+      dialect = new MysqlDialect({ pool: createPool });
       break;
     }
   }
