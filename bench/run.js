@@ -9,7 +9,8 @@ import { machine, table } from './lib/report.js';
 import { REPO_ROOT } from './lib/servers.js';
 import { detection } from './scenarios/detection.js';
 import { ingest } from './scenarios/ingest.js';
-import { memory, sweep } from './scenarios/stubs.js';
+import { memory } from './scenarios/memory.js';
+import { sweep } from './scenarios/sweep.js';
 
 /**
  * @typedef {object} Options
@@ -41,7 +42,7 @@ import { memory, sweep } from './scenarios/stubs.js';
 /** @type {{ [name: string]: { run: (ctx: ScenarioContext) => Promise<ScenarioResult>, perDatabase: boolean } }} */
 const SCENARIOS = {
   ingest: { run: ingest, perDatabase: true },
-  sweep: { run: sweep, perDatabase: false },
+  sweep: { run: sweep, perDatabase: true },
   detection: { run: detection, perDatabase: true },
   memory: { run: memory, perDatabase: false },
 };
