@@ -1,5 +1,6 @@
 // Scenario "sweep": the cost of one monitor sweep with 100,000 and 1,000,000
 // registered devices, first with none due, then with 1% due.
+import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { sweepOnce } from '../../dist/monitor/sweep.js';
 import { createDatabase } from '../lib/databases.js';
