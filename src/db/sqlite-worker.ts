@@ -27,13 +27,19 @@ try {
 } catch (error) {
   parentPort.postMessage({ id: 0, error: { message: error.message, code: error.code } });
 }
-parentPort.on('message', ({ id, sql, params }) => {
+parentPort.on('message', ({ id, sql, params, begin }) => {
   if (sql === null) {
     db && db.close();
     parentPort.postMessage({ id });
     return;
   }
+  if (sql === 'rollback' && !db.inTransaction) {
+    // The transaction never began (its BEGIN failed, e.g. SQLITE_BUSY): nothing to undo.
+    parentPort.postMessage({ id, changes: 0, lastInsertRowid: 0 });
+    return;
+  }
   try {
+    if (begin) db.exec('BEGIN IMMEDIATE');
     let statement = statements.get(sql);
     if (statement === undefined) {
       statement = db.prepare(sql);
@@ -95,17 +101,18 @@ class WorkerChannel {
     return this.call(0, undefined, undefined).then(() => undefined);
   }
 
-  send(sql: string | null, params: readonly unknown[] = []): Promise<Reply> {
-    return this.call(this.nextId++, sql, params);
+  /** Runs one statement; with `begin`, opens a transaction first (saving a round trip). */
+  send(sql: string | null, params: readonly unknown[] = [], begin = false): Promise<Reply> {
+    return this.call(this.nextId++, sql, params, begin);
   }
 
-  private call(id: number, sql: string | null | undefined, params: readonly unknown[] | undefined): Promise<Reply> {
+  private call(id: number, sql: string | null | undefined, params: readonly unknown[] | undefined, begin = false): Promise<Reply> {
     return new Promise((resolve, reject) => {
       this.pending.set(id, (reply) =>
         reply.error ? reject(new SqliteError(reply.error.message, reply.error.code)) : resolve(reply),
       );
       this.worker.ref();
-      if (sql !== undefined) this.worker.postMessage({ id, sql, params });
+      if (sql !== undefined) this.worker.postMessage({ id, sql, params, begin });
     });
   }
 
@@ -121,10 +128,15 @@ class WorkerChannel {
 }
 
 class WorkerConnection implements DatabaseConnection {
+  /** A transaction was begun but not yet sent: it goes out with the first statement. */
+  beginPending = false;
+
   constructor(private readonly channel: WorkerChannel) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    const reply = await this.channel.send(query.sql, query.parameters);
+    const begin = this.beginPending;
+    this.beginPending = false;
+    const reply = await this.channel.send(query.sql, query.parameters, begin);
     if (reply.rows) return { rows: reply.rows as R[] };
     return {
       rows: [],
@@ -171,16 +183,27 @@ class SqliteWorkerDriver implements Driver {
     release?.();
   }
 
+  /** BEGIN IMMEDIATE travels with the transaction's first statement. */
   async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    (connection as WorkerConnection).beginPending = true;
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    if (this.skipEmpty(connection)) return;
     await connection.executeQuery(CompiledQuery.raw('commit'));
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    if (this.skipEmpty(connection)) return;
     await connection.executeQuery(CompiledQuery.raw('rollback'));
+  }
+
+  /** A transaction that never ran a statement never began: nothing to end. */
+  private skipEmpty(connection: DatabaseConnection): boolean {
+    const worker = connection as WorkerConnection;
+    const empty = worker.beginPending;
+    worker.beginPending = false;
+    return empty;
   }
 
   async destroy(): Promise<void> {
