@@ -21,13 +21,15 @@ export async function openFleetDatabase(url) {
 }
 
 /**
- * Inserts `count` devices, all connected (last heartbeat at `now`, due a
- * timeout later). The first `withTokens` get real tokens, returned in order.
+ * Inserts `count` devices, all connected: their last heartbeat is the moment
+ * seeding ends (a million take a while), due a timeout later. The first
+ * `withTokens` get real tokens, returned in order.
  * @param {FleetDatabase} database
  * @param {number} count
- * @param {{ withTokens?: number, now?: number }} [options]
+ * @param {{ withTokens?: number }} [options]
  */
-export async function seedConnectedFleet(database, count, { withTokens = 0, now = Date.now() } = {}) {
+export async function seedConnectedFleet(database, count, { withTokens = 0 } = {}) {
+  const createdAt = Date.now();
   /** @type {string[]} */
   const tokens = [];
   for (let start = 0; start < count; start += PER_TRANSACTION) {
@@ -43,8 +45,9 @@ export async function seedConnectedFleet(database, count, { withTokens = 0, now 
       }
       rows.push({ name: `bench-${i}`, token_hash: tokenHash, remote_control_enabled: true, ...THRESHOLDS });
     }
-    await inTransaction(database, (trx) => insertDevices(trx, database.caps, rows, now));
+    await inTransaction(database, (trx) => insertDevices(trx, database.caps, rows, createdAt));
   }
+  const now = Date.now();
   await database.db
     .updateTable('devices')
     .set({ status: 'connected', last_heartbeat_at: now, next_check_at: now + THRESHOLDS.heartbeat_timeout_seconds * 1000 + 1 })
