@@ -1,5 +1,4 @@
-import { sql } from 'kysely';
-import type { RawBuilder } from 'kysely';
+import { CompiledQuery } from 'kysely';
 
 import type { Capabilities } from './database.js';
 import type { Executor } from './transaction.js';
@@ -12,11 +11,18 @@ export interface BulkUpdate<Row> {
   readonly key: string & keyof Row;
   /** Every column carried by the rows (key included), with its SQL type. */
   readonly columns: Readonly<Record<string & keyof Row, ColumnType>>;
-  /** Target column → expression over `t.<column>` (the table) and `v.<column>` (the row). */
-  readonly set: Readonly<Record<string, RawBuilder<unknown>>>;
+  /** Target column → SQL expression over `t.<column>` (the table) and `v.<column>` (the row). Trusted text. */
+  readonly set: Readonly<Record<string, string>>;
   /** Extra condition, e.g. `t.status = v.expected_status`: the compare half of compare-and-set. */
-  readonly where?: RawBuilder<unknown>;
+  readonly where?: string;
 }
+
+/**
+ * Statement text by spec and row count. The hot statements repeat with the
+ * same shapes, and building them through the query builder node by node cost
+ * more than running them.
+ */
+const statements = new WeakMap<object, Map<string, string>>();
 
 /**
  * Updates many rows with different values in one statement per chunk,
@@ -34,41 +40,59 @@ export async function bulkUpdate<Row extends Record<string, unknown>>(
   let changed = 0;
   for (let start = 0; start < rows.length; start += chunkSize) {
     const chunk = rows.slice(start, start + chunkSize);
-    const result = await statement(caps, spec, names, chunk).execute(trx);
+    const parameters: unknown[] = [];
+    for (const row of chunk) {
+      for (const name of names) {
+        const value = row[name];
+        parameters.push(typeof value === 'boolean' && caps.kind !== 'postgres' ? Number(value) : value);
+      }
+    }
+    const result = await trx.executeQuery(CompiledQuery.raw(statementText(caps, spec, names, chunk.length), parameters));
     changed += Number(result.numAffectedRows ?? 0n);
   }
   return changed;
 }
 
-function value(caps: Capabilities, type: ColumnType, raw: unknown): RawBuilder<unknown> {
-  const bound = typeof raw === 'boolean' && caps.kind !== 'postgres' ? Number(raw) : raw;
-  return caps.castValues ? sql`${bound}::${sql.raw(type)}` : sql`${bound}`;
+function statementText<Row>(caps: Capabilities, spec: BulkUpdate<Row>, names: readonly string[], rowCount: number): string {
+  let byShape = statements.get(spec);
+  if (!byShape) statements.set(spec, (byShape = new Map()));
+  const shape = `${caps.kind}:${rowCount}`;
+  let text = byShape.get(shape);
+  if (text === undefined) {
+    text = buildStatement(caps, spec, names, rowCount);
+    byShape.set(shape, text);
+  }
+  return text;
 }
 
-function statement<Row extends Record<string, unknown>>(
-  caps: Capabilities,
-  spec: BulkUpdate<Row>,
-  names: (string & keyof Row)[],
-  rows: readonly Row[],
-): RawBuilder<unknown> {
-  const table = sql.table(spec.table);
-  const join = sql`t.${sql.ref(spec.key)} = v.${sql.ref(spec.key)}`;
-  const condition = spec.where ? sql`${join} AND ${spec.where}` : join;
-  const target = (column: string) => (caps.unionAllValues ? sql`t.${sql.ref(column)}` : sql.ref(column));
-  const assignments = sql.join(
-    Object.entries(spec.set).map(([column, expression]) => sql`${target(column)} = ${expression}`),
-  );
-
+function buildStatement<Row>(caps: Capabilities, spec: BulkUpdate<Row>, names: readonly string[], rowCount: number): string {
+  const q = (name: string) => (caps.kind === 'mysql' ? `\`${name}\`` : `"${name}"`);
+  const types = spec.columns as Record<string, ColumnType>;
+  let n = 0;
+  const placeholder = (name: string) => (caps.castValues ? `$${++n}::${types[name]}` : '?');
+  const join = `t.${q(spec.key)} = v.${q(spec.key)}`;
+  const target = (column: string) => (caps.unionAllValues ? `t.${q(column)}` : q(column));
+  const assignments = Object.entries(spec.set)
+    .map(([column, expression]) => `${target(column)} = ${expression}`)
+    .join(', ');
+  const tuples: string[] = [];
+  for (let i = 0; i < rowCount; i++) {
+    if (caps.unionAllValues) {
+      tuples.push(`SELECT ${names.map((name) => (i === 0 ? `? AS ${q(name)}` : '?')).join(', ')}`);
+    } else {
+      tuples.push(`(${names.map(placeholder).join(', ')})`);
+    }
+  }
   if (caps.unionAllValues) {
-    const selects = rows.map((row, index) =>
-      index === 0
-        ? sql`SELECT ${sql.join(names.map((n) => sql`${value(caps, spec.columns[n], row[n])} AS ${sql.ref(n)}`))}`
-        : sql`SELECT ${sql.join(names.map((n) => value(caps, spec.columns[n], row[n])))}`,
-    );
-    return sql`UPDATE ${table} AS t JOIN (${sql.join(selects, sql` UNION ALL `)}) AS v ON ${join} SET ${assignments}${
-      spec.where ? sql` WHERE ${spec.where}` : sql``
+    return `UPDATE ${q(spec.table)} AS t JOIN (${tuples.join(' UNION ALL ')}) AS v ON ${join} SET ${assignments}${
+      spec.where ? ` WHERE ${spec.where}` : ''
     }`;
   }
-  const tuples = rows.map((row) => sql`(${sql.join(names.map((n) => value(caps, spec.columns[n], row[n])))})`);
-  return sql`WITH v (${sql.join(names.map((n) => sql.ref(n)))}) AS (VALUES ${sql.join(tuples)}) UPDATE ${table} AS t SET ${assignments} FROM v WHERE ${condition}`;
+  const condition = spec.where ? `${join} AND ${spec.where}` : join;
+  return `WITH v (${names.map(q).join(', ')}) AS (VALUES ${tuples.join(', ')}) UPDATE ${q(spec.table)} AS t SET ${assignments} FROM v WHERE ${condition}`;
+}
+
+/** `?, ?, ?` (or `$1, $2, $3` on PostgreSQL) for a list of `count` values. */
+export function placeholderList(caps: Capabilities, count: number): string {
+  return caps.castValues ? Array.from({ length: count }, (_, i) => `$${i + 1}`).join(', ') : Array(count).fill('?').join(', ');
 }

@@ -1,7 +1,8 @@
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import type { Selectable } from 'kysely';
 
-import { bulkUpdate } from '../db/bulk.js';
+import { bulkUpdate, placeholderList } from '../db/bulk.js';
+import type { BulkUpdate } from '../db/bulk.js';
 import type { Capabilities } from '../db/database.js';
 import type { Executor } from '../db/transaction.js';
 import type { Status } from '../status/status.js';
@@ -139,10 +140,8 @@ const STATE_COLUMNS = [
 export type DeviceStateRow = Pick<DeviceRow, (typeof STATE_COLUMNS)[number]>;
 
 /** Reads devices' state inside a transaction, holding their rows until it ends (the whole database on SQLite). */
-export function lockDevices(trx: Executor, caps: Capabilities, ids: readonly number[]): Promise<DeviceStateRow[]> {
-  if (ids.length === 0) return Promise.resolve([]);
-  const select = trx.selectFrom('devices').select(STATE_COLUMNS).where('id', 'in', ids).orderBy('id');
-  return (caps.rowLocks ? select.forUpdate() : select).execute();
+export async function lockDevices(trx: Executor, caps: Capabilities, ids: readonly number[]): Promise<DeviceStateRow[]> {
+  return selectStates(trx, caps, ids, caps.rowLocks);
 }
 
 /** Locks one device and reads all of it. */
@@ -152,8 +151,23 @@ export async function lockDevice(trx: Executor, caps: Capabilities, id: number):
 }
 
 /** Reads devices' state without locking them, by ascending id. */
-export function findDeviceStates(db: Executor, ids: readonly number[]): Promise<DeviceStateRow[]> {
-  return ids.length === 0 ? Promise.resolve([]) : db.selectFrom('devices').select(STATE_COLUMNS).where('id', 'in', ids).orderBy('id').execute();
+export async function findDeviceStates(db: Executor, caps: Capabilities, ids: readonly number[]): Promise<DeviceStateRow[]> {
+  return selectStates(db, caps, ids, false);
+}
+
+/** Statement text by dialect, id count and locking: the same few shapes repeat on every batch. */
+const stateSelects = new Map<string, string>();
+
+async function selectStates(db: Executor, caps: Capabilities, ids: readonly number[], lock: boolean): Promise<DeviceStateRow[]> {
+  if (ids.length === 0) return [];
+  const shape = `${caps.kind}:${ids.length}:${lock}`;
+  let text = stateSelects.get(shape);
+  if (text === undefined) {
+    const columns = STATE_COLUMNS.join(', ');
+    text = `SELECT ${columns} FROM devices WHERE id IN (${placeholderList(caps, ids.length)}) ORDER BY id${lock ? ' FOR UPDATE' : ''}`;
+    stateSelects.set(shape, text);
+  }
+  return (await db.executeQuery<DeviceStateRow>(CompiledQuery.raw(text, [...ids]))).rows;
 }
 
 /** Ids of devices whose next check is due, most overdue first (the index's order: no sort, however many are due). */
@@ -192,34 +206,31 @@ export interface HeartbeatWrite extends Record<string, unknown> {
   readonly uptime_seconds: number | null;
 }
 
+const HEARTBEAT_UPDATE: BulkUpdate<HeartbeatWrite> = {
+  table: 'devices',
+  key: 'id',
+  columns: {
+    id: 'bigint',
+    at: 'bigint',
+    next_check_at: 'bigint',
+    battery_level: 'integer',
+    wifi_strength: 'integer',
+    app_version: 'text',
+    uptime_seconds: 'bigint',
+  },
+  set: {
+    last_heartbeat_at: 'v.at',
+    next_check_at: 'v.next_check_at',
+    battery_level: 'COALESCE(v.battery_level, t.battery_level)',
+    wifi_strength: 'COALESCE(v.wifi_strength, t.wifi_strength)',
+    app_version: 'COALESCE(v.app_version, t.app_version)',
+    uptime_seconds: 'COALESCE(v.uptime_seconds, t.uptime_seconds)',
+  },
+};
+
 /** Records heartbeats: arrival time, deadline and any telemetry sent (absent fields keep their value). */
 export function recordHeartbeats(trx: Executor, caps: Capabilities, rows: readonly HeartbeatWrite[]): Promise<number> {
-  return bulkUpdate(
-    trx,
-    caps,
-    {
-      table: 'devices',
-      key: 'id',
-      columns: {
-        id: 'bigint',
-        at: 'bigint',
-        next_check_at: 'bigint',
-        battery_level: 'integer',
-        wifi_strength: 'integer',
-        app_version: 'text',
-        uptime_seconds: 'bigint',
-      },
-      set: {
-        last_heartbeat_at: sql`v.at`,
-        next_check_at: sql`v.next_check_at`,
-        battery_level: sql`COALESCE(v.battery_level, t.battery_level)`,
-        wifi_strength: sql`COALESCE(v.wifi_strength, t.wifi_strength)`,
-        app_version: sql`COALESCE(v.app_version, t.app_version)`,
-        uptime_seconds: sql`COALESCE(v.uptime_seconds, t.uptime_seconds)`,
-      },
-    },
-    rows,
-  );
+  return bulkUpdate(trx, caps, HEARTBEAT_UPDATE, rows);
 }
 
 export interface StatusWrite extends Record<string, unknown> {
@@ -233,52 +244,46 @@ export interface StatusWrite extends Record<string, unknown> {
   readonly next_check_at: number | null;
 }
 
+const STATUS_UPDATE: BulkUpdate<StatusWrite> = {
+  table: 'devices',
+  key: 'id',
+  columns: {
+    id: 'bigint',
+    expected_status: 'text',
+    status: 'text',
+    previous_status: 'text',
+    changed_at: 'bigint',
+    reason: 'text',
+    next_check_at: 'bigint',
+  },
+  set: {
+    status: 'v.status',
+    previous_status: 'v.previous_status',
+    last_status_change_at: 'v.changed_at',
+    status_change_reason: 'v.reason',
+    next_check_at: 'v.next_check_at',
+  },
+  where: 't.status = v.expected_status',
+};
+
 /**
  * Compare-and-set of statuses: a row changes only while it still has
  * `expected_status`. Returns how many rows changed.
  */
 export function applyStatusChanges(trx: Executor, caps: Capabilities, rows: readonly StatusWrite[]): Promise<number> {
-  return bulkUpdate(
-    trx,
-    caps,
-    {
-      table: 'devices',
-      key: 'id',
-      columns: {
-        id: 'bigint',
-        expected_status: 'text',
-        status: 'text',
-        previous_status: 'text',
-        changed_at: 'bigint',
-        reason: 'text',
-        next_check_at: 'bigint',
-      },
-      set: {
-        status: sql`v.status`,
-        previous_status: sql`v.previous_status`,
-        last_status_change_at: sql`v.changed_at`,
-        status_change_reason: sql`v.reason`,
-        next_check_at: sql`v.next_check_at`,
-      },
-      where: sql`t.status = v.expected_status`,
-    },
-    rows,
-  );
+  return bulkUpdate(trx, caps, STATUS_UPDATE, rows);
 }
+
+const RESCHEDULE_UPDATE: BulkUpdate<{ id: number; next_check_at: number | null }> = {
+  table: 'devices',
+  key: 'id',
+  columns: { id: 'bigint', next_check_at: 'bigint' },
+  set: { next_check_at: 'v.next_check_at' },
+};
 
 /** Moves devices' next check (the monitor found nothing to do yet, or set a broken row aside). */
 export function rescheduleChecks(trx: Executor, caps: Capabilities, rows: readonly { id: number; next_check_at: number | null }[]): Promise<number> {
-  return bulkUpdate(
-    trx,
-    caps,
-    {
-      table: 'devices',
-      key: 'id',
-      columns: { id: 'bigint', next_check_at: 'bigint' },
-      set: { next_check_at: sql`v.next_check_at` },
-    },
-    rows,
-  );
+  return bulkUpdate(trx, caps, RESCHEDULE_UPDATE, rows);
 }
 
 /** Marks pending reconnect signals as delivered. */
@@ -291,19 +296,16 @@ export async function markReconnectDelivered(trx: Executor, ids: readonly number
     .execute();
 }
 
+const RECONNECT_UPDATE: BulkUpdate<{ id: number; delay: number; now: number }> = {
+  table: 'devices',
+  key: 'id',
+  columns: { id: 'bigint', delay: 'integer', now: 'bigint' },
+  set: { reconnect_delay_seconds: 'v.delay', reconnect_requested_at: 'v.now' },
+};
+
 /** Queues a reconnect signal per device (replacing any undelivered one). Returns how many devices exist. */
 export function requestReconnects(trx: Executor, caps: Capabilities, rows: readonly { id: number; delay: number }[], now: number): Promise<number> {
-  return bulkUpdate(
-    trx,
-    caps,
-    {
-      table: 'devices',
-      key: 'id',
-      columns: { id: 'bigint', delay: 'integer', now: 'bigint' },
-      set: { reconnect_delay_seconds: sql`v.delay`, reconnect_requested_at: sql`v.now` },
-    },
-    rows.map((row) => ({ ...row, now })),
-  );
+  return bulkUpdate(trx, caps, RECONNECT_UPDATE, rows.map((row) => ({ ...row, now })));
 }
 
 /** Ids of devices matching a status filter, ascending, after `afterId`. */

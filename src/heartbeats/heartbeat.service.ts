@@ -72,6 +72,7 @@ export function createHeartbeatProcessor(deps: HeartbeatDeps): (items: readonly 
       // The clock is read only once the rows are ours: a sweep that held them first has committed
       // and read its own clock earlier, so this heartbeat can never be stamped before that sweep's transition.
       const now = deps.clock();
+      const serverTime = new Date(now).toISOString();
       const expected = new Map<number, Status>([...rows.values()].map((row) => [row.id, row.status]));
       const heartbeats = new Map<number, HeartbeatWrite>();
       const statuses = new Map<number, StatusWrite>();
@@ -130,7 +131,7 @@ export function createHeartbeatProcessor(deps: HeartbeatDeps): (items: readonly 
           should_reconnect: delay !== null,
           reconnect_delay_seconds: delay,
           heartbeat_interval_seconds: row.heartbeat_interval_seconds,
-          server_time: new Date(now).toISOString(),
+          server_time: serverTime,
         });
       }
 

@@ -125,7 +125,7 @@ export async function previewSweep(deps: SweepDeps, now: number): Promise<SweepR
     const due = await pageDueDeviceIds(database.db, now, batchSize, after);
     if (due.length === 0) break;
     checked += due.length;
-    const rows = await findDeviceStates(database.db, due.map((d) => d.id));
+    const rows = await findDeviceStates(database.db, database.caps, due.map((d) => d.id));
     for (const row of rows) {
       const evaluation = evaluateRow(deps, row, now, availableSince);
       const transition = evaluation instanceof Error ? null : toTransition(row, evaluation);
