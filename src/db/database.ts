@@ -2,7 +2,7 @@ import { Kysely, MysqlDialect, PostgresDialect } from 'kysely';
 
 import type { DatabaseConfig, DatabaseKind } from '../config.js';
 import type { Schema } from './schema.js';
-import { SqliteWorkerDialect } from './sqlite-worker.js';
+import { FleetpulseSqliteDialect } from './sqlite.js';
 
 /**
  * What differs between dialects, as flags: repositories branch on these,
@@ -43,16 +43,13 @@ export interface OpenOptions {
 
 const INT8_OID = 20;
 
-/** WAL, and FULL sync: a commit is on disk before a 200 goes out (group commit keeps this affordable). */
-const SQLITE_PRAGMAS = ['journal_mode = WAL', 'synchronous = FULL', 'busy_timeout = 5000', 'foreign_keys = ON'];
-
 export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}): Database {
   const poolSize = options.poolSize ?? 10;
   const onPoolError = options.onPoolError ?? (() => {});
   let dialect;
   switch (config.kind) {
     case 'sqlite':
-      dialect = new SqliteWorkerDialect(config.sqlitePath ?? ':memory:', SQLITE_PRAGMAS);
+      dialect = new FleetpulseSqliteDialect(config.sqlitePath ?? ':memory:');
       break;
     case 'postgres': {
       // Drivers load only for the database in use (each costs several MB of memory).
