@@ -3,7 +3,7 @@
 // speaks over the IPC channel:
 //
 //   → { id, type: 'tokens', tokens: string[] }          device tokens to rotate over
-//   → { id, type: 'run', url, connections, duration }
+//   → { id, type: 'run', url, connections, duration, amount? }   amount: stop after that many requests
 //   ← { id, ok: true, result } | { id, ok: false, error }
 //
 // Every request is a heartbeat POST with the next token of one global rotation
@@ -54,20 +54,25 @@ function requestHeads(url) {
  * Runs for `duration` seconds, then stops sending and waits for the requests in
  * flight (autocannon's own duration mode drops them, and the server may count
  * them): every request sent is answered, so the server's counter must match.
- * @param {{ url: string, connections: number, duration: number }} spec
+ * @param {{ url: string, connections: number, duration: number, amount?: number }} spec
  */
-function run({ url, connections, duration }) {
+function run({ url, connections, duration, amount }) {
   if (tokens.length === 0) throw new Error('no tokens: send a "tokens" message first');
   const heads = requestHeads(url);
   // One rotation shared by all connections: request k carries token k mod N.
+  // Each connection ends after the response it is waiting for.
+  const endAll = () => {
+    for (const client of clients) client.responseMax = client.reqsMade;
+  };
   const nextRequest = () => {
     const k = sent++;
+    if (amount !== undefined && sent - sentBefore >= amount) endAll();
     return Buffer.concat([/** @type {Buffer} */ (heads[k % heads.length]), /** @type {Buffer} */ (BODIES[k % BODIES.length])]);
   };
   /** @type {any[]} */
   const clients = [];
+  const sentBefore = sent;
   return new Promise((resolve, reject) => {
-    const sentBefore = sent;
     const started = performance.now();
     let lastResponse = started;
     let responses = 0;
@@ -119,10 +124,7 @@ function run({ url, connections, duration }) {
       responses++;
       lastResponse = performance.now();
     });
-    // Time is up: each connection ends after the response it is waiting for.
-    const finish = setTimeout(() => {
-      for (const client of clients) client.responseMax = client.reqsMade;
-    }, duration * 1000);
+    const finish = setTimeout(endAll, duration * 1000);
     // A server that stops answering must not hang the run: cut it off.
     const guard = setTimeout(() => {
       drained = false;

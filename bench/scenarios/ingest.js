@@ -40,7 +40,10 @@ async function settled(read) {
  * @param {import('../run.js').Options} options
  * @param {() => Promise<number>} [counter] the server's accepted-heartbeats counter
  */
-async function measure(loadgen, url, { connections, warmup, duration }, counter) {
+async function measure(loadgen, url, { connections, warmup, duration, devices }, counter) {
+  // Every device's first heartbeat moves it from never_connected (a transition):
+  // send those first, so the measured run is the steady state of a running fleet.
+  await loadgen.run({ url, connections, duration: 600, amount: devices });
   const warm = await loadgen.run({ url, connections, duration: warmup });
   const before = counter ? await settled(counter) : null;
   const run = await loadgen.run({ url, connections, duration });
