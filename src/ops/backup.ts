@@ -168,6 +168,8 @@ async function backupSqlite(path: string, out: string, options: OpsOptions): Pro
     });
     const copy = new SqliteDatabase(out, { fileMustExist: true });
     try {
+      // One self-contained file: no -wal/-shm beside it when it is opened later.
+      copy.pragma('journal_mode = DELETE');
       const check = copy.pragma('quick_check', { simple: true });
       if (check !== 'ok') throw new OpsFailure(`the copy failed its integrity check: ${String(check)}`);
     } finally {

@@ -11,7 +11,7 @@ import { openDatabase } from '../db/database.js';
 import type { Database } from '../db/database.js';
 import { migrationStatus } from '../db/migrate.js';
 import { readLease, readLiveness } from '../monitor/service-state.repository.js';
-import { appliedMigrationNames, databaseClockMs, ping } from './ops.repository.js';
+import { appliedMigrationNames, databaseClockMs, listTables, ping } from './ops.repository.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
 
@@ -237,9 +237,9 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
       if (db.status !== 'fail') {
         const migrations = await guarded('migrations', () => checkMigrations(database));
         results.push(migrations);
-        const migrated = (await appliedMigrationNames(database.db).catch(() => [])).length > 0;
+        const tables = await listTables(database.db, database.caps.kind).catch(() => [] as string[]);
         let serving = false;
-        if (migrated) {
+        if (tables.includes('service_state') && tables.includes('leases')) {
           const s = await guarded('serving', async () => {
             const checked = await checkServing(database, clock());
             serving = checked.serving;
@@ -248,8 +248,8 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
           results.push(s);
           results.push(await guarded('monitor', () => checkMonitor(database, config, clock(), serving)));
         } else {
-          results.push(warn('serving', 'not checked: the database is not migrated yet'));
-          results.push(warn('monitor', 'not checked: the database is not migrated yet'));
+          results.push(warn('serving', 'not checked: its table does not exist until migrations are applied'));
+          results.push(warn('monitor', 'not checked: its table does not exist until migrations are applied'));
         }
         results.push(await guarded('clock', () => checkClock(database, clock)));
       }
