@@ -42,7 +42,10 @@ export function toAppError(error: unknown, request: FastifyRequest): AppError {
   }
   const mapped = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
   if (mapped) return mapped(fastifyError, request);
-  if (classifyDbError(error) === 'unavailable') return errors.unavailable('The database is unavailable', 2, error);
+  const dbError = classifyDbError(error);
+  if (dbError === 'unavailable') return errors.unavailable('The database is unavailable', 2, error);
+  // A deadlock or lock timeout that outlasted inTransaction's retries (or hit a statement outside one) is contention, not a bug.
+  if (dbError === 'retryable') return errors.unavailable('The database is busy; try again', 1, error);
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     return new AppError(status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request', fastifyError.message);

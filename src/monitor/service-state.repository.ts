@@ -7,11 +7,13 @@ import type { ServiceLiveness } from '../status/status.js';
  */
 export async function beatLiveness(db: Executor, now: number, gapMs: number): Promise<ServiceLiveness> {
   // available_since is assigned before alive_at: MySQL evaluates SET left to right.
+  // alive_at only moves forward: a beat that waited (busy pool, pause) must not
+  // land after a newer one and open a gap that the next beat would take for an outage.
   await db
     .updateTable('service_state')
     .set((eb) => ({
       available_since: eb.case().when('alive_at', '<', now - gapMs).then(now).else(eb.ref('available_since')).end(),
-      alive_at: now,
+      alive_at: eb.case().when('alive_at', '<', now).then(now).else(eb.ref('alive_at')).end(),
     }))
     .where('id', '=', 1)
     .execute();
