@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 
 import type { AppContext } from './context.js';
 import { deviceRoutes } from './devices/device.routes.js';
+import { errors } from './errors.js';
 import { heartbeatRoutes } from './heartbeats/heartbeat.routes.js';
 import { frameworkErrors, installErrorHandling } from './http/error-handler.js';
 import { installJsonBody } from './http/json-body.js';
@@ -21,12 +22,20 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
     trustProxy: ctx.config.trustProxy,
-    return503OnClosing: true,
+    // Closing is answered below in the API's own error shape, with Retry-After.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     frameworkErrors,
   });
   app.decorateRequest('principal', null);
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async () => {
+    if (closing) throw errors.unavailable('The server is shutting down; try another replica', 1);
+  });
   // While draining, each response closes its connection: keep-alive clients move to another replica and close() can finish.
   app.addHook('onSend', async (_request, reply) => {
     if (ctx.draining) reply.header('connection', 'close');

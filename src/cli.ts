@@ -143,7 +143,13 @@ export function buildCli(io: Io): Command {
         const monitor = runMonitor(ctx);
         ctx.logger.info({ intervalMs: cfg.monitorIntervalMs }, 'Monitor running');
         ctx.logger.info({ signal: await signalPromise() }, 'Shutting down');
+        const timer = setTimeout(() => {
+          ctx.logger.error('The current sweep took too long to finish; exiting');
+          process.exit(1);
+        }, cfg.shutdownTimeoutMs);
+        timer.unref();
         await monitor.stop();
+        clearTimeout(timer);
       } finally {
         await ctx.close();
       }

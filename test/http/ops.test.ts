@@ -61,3 +61,15 @@ describe('operations endpoints', () => {
     }
   });
 });
+
+describe('a server that is closing', () => {
+  it('answers new requests 503 unavailable with Retry-After, in the API error shape', async () => {
+    const app = await startApp();
+    const closing = app.app.close();
+    const response = await app.request('GET', '/healthz');
+    await closing;
+    expect(response.statusCode).toBe(503);
+    expect(response.headers['retry-after']).toBe('1');
+    expect(response.json()).toEqual({ success: false, error: { code: 'unavailable', message: expect.stringMatching(/shutting down/) } });
+  });
+});
