@@ -33,12 +33,14 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onRequest', async () => {
-    if (closing) throw errors.unavailable('The server is shutting down; try another replica', 1);
+  // Callback-style hooks: they run on every request, and an async hook costs a promise each time.
+  app.addHook('onRequest', (_request, _reply, done) => {
+    done(closing ? errors.unavailable('The server is shutting down; try another replica', 1) : undefined);
   });
   // While draining, each response closes its connection: keep-alive clients move to another replica and close() can finish.
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (ctx.draining) reply.header('connection', 'close');
+    done(null, payload);
   });
   installJsonBody(app);
   installErrorHandling(app);
