@@ -82,6 +82,14 @@ describe('evaluate (the status table of CONTRACT.md §2)', () => {
     expect(evaluate(device('temporarily_offline'), restartedAt + s(60), restartedAt).transition).toBeNull();
   });
 
+  it('never stamps a transition before the previous one, even after thresholds were shortened', () => {
+    const previousChange = T0 + s(30); // went temporarily offline under a 30 s timeout
+    const shortened = { ...device('temporarily_offline', T0, 5, 10), lastStatusChangeAt: previousChange };
+    const result = evaluate(shortened, T0 + s(40)).transition!;
+    expect(result.to).toBe('offline');
+    expect(result.at).toBe(previousChange);
+  });
+
   it('throws on a status outside the model so the caller can set the device aside', () => {
     expect(() => evaluate(device('bogus' as Status), T0)).toThrow(/Unknown status/);
   });

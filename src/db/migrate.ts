@@ -35,27 +35,26 @@ function unwrap(outcome: { error?: unknown; results?: MigrationResult[] }): Migr
   return outcome.results ?? [];
 }
 
+/** Runs one migration at a time, `steps` times or until there is none left. Returns the names. */
+async function stepwise(steps: number, step: () => Promise<{ error?: unknown; results?: MigrationResult[] }>): Promise<string[]> {
+  const names: string[] = [];
+  for (let i = 0; i < steps; i++) {
+    const results = unwrap(await step());
+    if (results.length === 0) break;
+    names.push(...results.map((r) => r.migrationName));
+  }
+  return names;
+}
+
 /** Applies pending migrations (all, or the next `steps`). Returns the names applied. */
 export async function migrateUp(database: Database, steps?: number): Promise<string[]> {
   const migrator = createMigrator(database);
   if (steps === undefined) return unwrap(await migrator.migrateToLatest()).map((r) => r.migrationName);
-  const applied: string[] = [];
-  for (let i = 0; i < steps; i++) {
-    const results = unwrap(await migrator.migrateUp());
-    if (results.length === 0) break;
-    applied.push(...results.map((r) => r.migrationName));
-  }
-  return applied;
+  return stepwise(steps, () => migrator.migrateUp());
 }
 
 /** Reverts the last `steps` migrations. Returns the names reverted. */
 export async function migrateDown(database: Database, steps = 1): Promise<string[]> {
   const migrator = createMigrator(database);
-  const reverted: string[] = [];
-  for (let i = 0; i < steps; i++) {
-    const results = unwrap(await migrator.migrateDown());
-    if (results.length === 0) break;
-    reverted.push(...results.map((r) => r.migrationName));
-  }
-  return reverted;
+  return stepwise(steps, () => migrator.migrateDown());
 }

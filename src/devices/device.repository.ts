@@ -5,7 +5,7 @@ import { bulkUpdate, placeholderList } from '../db/bulk.js';
 import type { BulkUpdate } from '../db/bulk.js';
 import type { Capabilities } from '../db/database.js';
 import type { Executor } from '../db/transaction.js';
-import type { Status } from '../status/status.js';
+import type { DeviceState, Status } from '../status/status.js';
 import type { DeviceTable } from './device.table.js';
 
 export type DeviceRow = Selectable<DeviceTable>;
@@ -129,6 +129,7 @@ const STATE_COLUMNS = [
   'token_hash',
   'status',
   'last_heartbeat_at',
+  'last_status_change_at',
   'next_check_at',
   'heartbeat_interval_seconds',
   'heartbeat_timeout_seconds',
@@ -138,6 +139,17 @@ const STATE_COLUMNS = [
 ] as const;
 
 export type DeviceStateRow = Pick<DeviceRow, (typeof STATE_COLUMNS)[number]>;
+
+/** What the status rules need from a device row. */
+export function stateOf(row: Pick<DeviceStateRow, 'status' | 'last_heartbeat_at' | 'last_status_change_at' | 'heartbeat_timeout_seconds' | 'grace_period_seconds'>): DeviceState {
+  return {
+    status: row.status,
+    lastHeartbeatAt: row.last_heartbeat_at,
+    lastStatusChangeAt: row.last_status_change_at,
+    heartbeatTimeoutSeconds: row.heartbeat_timeout_seconds,
+    gracePeriodSeconds: row.grace_period_seconds,
+  };
+}
 
 /** Reads devices' state inside a transaction, holding their rows until it ends (the whole database on SQLite). */
 export async function lockDevices(trx: Executor, caps: Capabilities, ids: readonly number[]): Promise<DeviceStateRow[]> {

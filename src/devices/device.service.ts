@@ -13,6 +13,7 @@ import {
   listDevices,
   lockDevice,
   replaceTokenHash,
+  stateOf,
   toBoolean,
   updateDeviceSettings,
 } from './device.repository.js';
@@ -142,12 +143,7 @@ export class DeviceService {
       if (row.status === 'connected' || row.status === 'temporarily_offline') {
         // The monitor decides with the new thresholds; check again from now or the new deadline, whichever is first.
         const next = evaluate(
-          {
-            status: row.status,
-            lastHeartbeatAt: row.last_heartbeat_at,
-            heartbeatTimeoutSeconds: thresholds.heartbeat_timeout_seconds,
-            gracePeriodSeconds: thresholds.grace_period_seconds,
-          },
+          stateOf({ ...row, heartbeat_timeout_seconds: thresholds.heartbeat_timeout_seconds, grace_period_seconds: thresholds.grace_period_seconds }),
           now,
         );
         settings.next_check_at = next.transition ? now : next.nextCheckAt;

@@ -5,12 +5,13 @@ import {
   lockDevices,
   markReconnectDelivered,
   recordHeartbeats,
+  stateOf,
   toBoolean,
 } from '../devices/device.repository.js';
-import type { DeviceStateRow, HeartbeatWrite, StatusWrite } from '../devices/device.repository.js';
+import type { HeartbeatWrite, StatusWrite } from '../devices/device.repository.js';
 import { readLiveness } from '../monitor/service-state.repository.js';
 import { acceptHeartbeat, effectiveAvailableSince } from '../status/status.js';
-import type { DeviceState, Status } from '../status/status.js';
+import type { Status } from '../status/status.js';
 import { insertTransitions } from '../transitions/transition.repository.js';
 import type { NewTransition } from '../transitions/transition.repository.js';
 import type { TransitionRecorder } from '../transitions/transition.recorder.js';
@@ -49,14 +50,6 @@ export interface HeartbeatDeps {
   readonly onCommitted?: (accepted: number, reconnectsDelivered: number) => void;
 }
 
-function stateOf(row: DeviceStateRow): DeviceState {
-  return {
-    status: row.status,
-    lastHeartbeatAt: row.last_heartbeat_at,
-    heartbeatTimeoutSeconds: row.heartbeat_timeout_seconds,
-    gracePeriodSeconds: row.grace_period_seconds,
-  };
-}
 
 /**
  * Writes a batch of heartbeats in one transaction: rows locked, the status

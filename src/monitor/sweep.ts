@@ -1,6 +1,6 @@
 import type { Database } from '../db/database.js';
 import { inTransaction } from '../db/transaction.js';
-import { applyStatusChanges, findDeviceStates, findDueDeviceIds, lockDevices, pageDueDeviceIds, rescheduleChecks } from '../devices/device.repository.js';
+import { applyStatusChanges, findDeviceStates, findDueDeviceIds, lockDevices, pageDueDeviceIds, rescheduleChecks, stateOf } from '../devices/device.repository.js';
 import type { DeviceStateRow, StatusWrite } from '../devices/device.repository.js';
 import type { Logger } from '../observability/logger.js';
 import { effectiveAvailableSince, evaluate } from '../status/status.js';
@@ -36,16 +36,7 @@ export const BROKEN_DEVICE_DELAY_MS = 3_600_000;
 
 function evaluateRow(deps: SweepDeps, row: DeviceStateRow, now: number, availableSince: number): Evaluation | Error {
   try {
-    return evaluate(
-      {
-        status: row.status,
-        lastHeartbeatAt: row.last_heartbeat_at,
-        heartbeatTimeoutSeconds: row.heartbeat_timeout_seconds,
-        gracePeriodSeconds: row.grace_period_seconds,
-      },
-      now,
-      availableSince,
-    );
+    return evaluate(stateOf(row), now, availableSince);
   } catch (error) {
     deps.logger.error({ err: error, device_id: row.id }, 'Device evaluation failed; checking it again in an hour');
     return error instanceof Error ? error : new Error(String(error));
@@ -57,6 +48,14 @@ function toTransition(row: DeviceStateRow, evaluation: Evaluation): NewTransitio
   return t && { device_id: row.id, device_name: row.name, from_status: t.from, to_status: t.to, reason: t.reason, source: t.source, at: t.at };
 }
 
+/** Where silence counts from now, or null when no server is receiving heartbeats (nobody is blamed then). */
+async function silenceBase(deps: SweepDeps, now: number): Promise<number | null> {
+  const liveness = await readLiveness(deps.database.db);
+  return now - liveness.aliveAt > deps.livenessGapMs ? null : effectiveAvailableSince(liveness, now, deps.livenessGapMs);
+}
+
+const NO_RECEIVER: SweepResult = Object.freeze({ transitions: [], checked: 0, more: false, skipped: 'no_receiver' });
+
 /**
  * One step of the monitor: applies the transitions of up to `batchSize` due
  * devices in one transaction. Only devices whose deadline passed are read,
@@ -65,9 +64,8 @@ function toTransition(row: DeviceStateRow, evaluation: Evaluation): NewTransitio
 export async function sweepOnce(deps: SweepDeps, now: number): Promise<SweepResult> {
   const { database } = deps;
   const batchSize = deps.batchSize ?? 1000;
-  const liveness = await readLiveness(database.db);
-  if (now - liveness.aliveAt > deps.livenessGapMs) return { transitions: [], checked: 0, more: false, skipped: 'no_receiver' };
-  const availableSince = effectiveAvailableSince(liveness, now, deps.livenessGapMs);
+  const availableSince = await silenceBase(deps, now);
+  if (availableSince === null) return NO_RECEIVER;
 
   const due = await findDueDeviceIds(database.db, now, batchSize);
   if (due.length === 0) return { transitions: [], checked: 0, more: false };
@@ -114,9 +112,8 @@ export async function sweepOnce(deps: SweepDeps, now: number): Promise<SweepResu
 export async function previewSweep(deps: SweepDeps, now: number): Promise<SweepResult> {
   const { database } = deps;
   const batchSize = deps.batchSize ?? 1000;
-  const liveness = await readLiveness(database.db);
-  if (now - liveness.aliveAt > deps.livenessGapMs) return { transitions: [], checked: 0, more: false, skipped: 'no_receiver' };
-  const availableSince = effectiveAvailableSince(liveness, now, deps.livenessGapMs);
+  const availableSince = await silenceBase(deps, now);
+  if (availableSince === null) return NO_RECEIVER;
 
   const transitions: NewTransition[] = [];
   let checked = 0;

@@ -30,6 +30,12 @@ export interface DeviceState {
   readonly lastHeartbeatAt: number | null;
   readonly heartbeatTimeoutSeconds: number;
   readonly gracePeriodSeconds: number;
+  /**
+   * When the status last changed. A transition is never stamped before it:
+   * after thresholds are shortened, the new one may have been "crossed" before
+   * the previous transition, and history must not run backwards.
+   */
+  readonly lastStatusChangeAt?: number | null;
 }
 
 export interface Evaluation {
@@ -59,13 +65,14 @@ export function evaluate(device: DeviceState, now: number, availableSince = 0): 
   const silence = now - base;
   const timeoutMs = device.heartbeatTimeoutSeconds * 1000;
   const graceMs = device.gracePeriodSeconds * 1000;
+  const stamp = (crossedAt: number) => Math.max(crossedAt, device.lastStatusChangeAt ?? crossedAt);
 
   if (silence > graceMs) {
     return {
       transition: {
         from: status,
         to: 'offline',
-        at: base + graceMs,
+        at: stamp(base + graceMs),
         reason: `No heartbeat for ${Math.ceil(silence / 1000)}s; grace period of ${device.gracePeriodSeconds}s exceeded`,
         source: 'system',
       },
@@ -77,7 +84,7 @@ export function evaluate(device: DeviceState, now: number, availableSince = 0): 
       transition: {
         from: status,
         to: 'temporarily_offline',
-        at: base + timeoutMs,
+        at: stamp(base + timeoutMs),
         reason: `No heartbeat for ${Math.ceil(silence / 1000)}s (grace period: ${device.gracePeriodSeconds}s)`,
         source: 'system',
       },

@@ -9,7 +9,7 @@ import { previewSweep } from '../../src/monitor/sweep.js';
 import { listTransitionFeed } from '../../src/transitions/transition.repository.js';
 import { startTestApp, transitionLogs } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
-import { chainProblems } from '../support/chains.js';
+import { databaseChainProblems as chainProblems } from '../support/history.js';
 import { DIALECTS } from '../support/databases.js';
 
 const FAST = { heartbeat_interval_seconds: 1, heartbeat_timeout_seconds: 2, grace_period_seconds: 4 };

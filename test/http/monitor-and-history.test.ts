@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { chainProblems } from '../support/chains.js';
+import { databaseChainProblems as chainProblems } from '../support/history.js';
 import { dataOf, expectError, expectSoundHistory, getDevice, historyOf, metric, seconds, startApp, transitionLogs, walk } from './support.js';
 import type { Page, TestApp, TransitionView } from './support.js';
 

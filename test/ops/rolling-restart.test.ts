@@ -6,7 +6,7 @@ import { parseDatabaseUrl } from '../../src/config.js';
 import { openDatabase } from '../../src/db/database.js';
 import { migrateUp } from '../../src/db/migrate.js';
 import { readLease } from '../../src/monitor/service-state.repository.js';
-import { chainProblems } from '../support/chains.js';
+import { databaseChainProblems as chainProblems } from '../support/history.js';
 import { createTestDatabase } from '../support/databases.js';
 import { startProxy } from './proxy.js';
 import { ADMIN_TOKEN, adminRequest, freePort, startServe } from './support.js';

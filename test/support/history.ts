@@ -4,8 +4,11 @@
  * starts at never_connected, no from = to, times that never run backwards,
  * and a device row that agrees with its last transition.
  */
+import type { Kysely } from 'kysely';
+
 import { parseDatabaseUrl } from '../../src/config.js';
 import { openDatabase } from '../../src/db/database.js';
+import type { Schema } from '../../src/db/schema.js';
 import type { Status, TransitionSource } from '../../src/status/status.js';
 
 export interface DeviceSnapshot {
@@ -35,29 +38,38 @@ export interface History {
 export async function readHistory(databaseUrl: string): Promise<History> {
   const database = openDatabase(parseDatabaseUrl(databaseUrl), { poolSize: 1 });
   try {
-    const devices = await database.db
-      .selectFrom('devices')
-      .select(['id', 'status', 'previous_status', 'last_status_change_at', 'last_heartbeat_at'])
-      .orderBy('id')
-      .execute();
-    const transitions = await database.db
-      .selectFrom('device_transitions')
-      .select(['id', 'device_id', 'from_status', 'to_status', 'source', 'at'])
-      .orderBy('id')
-      .execute();
-    const num = (value: number | null) => (value === null ? null : Number(value));
-    return {
-      devices: devices.map((d) => ({
-        ...d,
-        id: Number(d.id),
-        last_status_change_at: num(d.last_status_change_at),
-        last_heartbeat_at: num(d.last_heartbeat_at),
-      })),
-      transitions: transitions.map((t) => ({ ...t, id: Number(t.id), device_id: Number(t.device_id), at: Number(t.at) })),
-    };
+    return await readHistoryFrom(database.db);
   } finally {
     await database.close();
   }
+}
+
+/** The invariants checked on a database an app is using (see `chainProblems`). */
+export async function databaseChainProblems(db: Kysely<Schema>): Promise<string[]> {
+  return chainProblems(await readHistoryFrom(db));
+}
+
+async function readHistoryFrom(db: Kysely<Schema>): Promise<History> {
+  const devices = await db
+    .selectFrom('devices')
+    .select(['id', 'status', 'previous_status', 'last_status_change_at', 'last_heartbeat_at'])
+    .orderBy('id')
+    .execute();
+  const transitions = await db
+    .selectFrom('device_transitions')
+    .select(['id', 'device_id', 'from_status', 'to_status', 'source', 'at'])
+    .orderBy('id')
+    .execute();
+  const num = (value: number | null) => (value === null ? null : Number(value));
+  return {
+    devices: devices.map((d) => ({
+      ...d,
+      id: Number(d.id),
+      last_status_change_at: num(d.last_status_change_at),
+      last_heartbeat_at: num(d.last_heartbeat_at),
+    })),
+    transitions: transitions.map((t) => ({ ...t, id: Number(t.id), device_id: Number(t.device_id), at: Number(t.at) })),
+  };
 }
 
 /** Each device's transitions in commit order. */
