@@ -84,7 +84,9 @@ function buildStatement<Row>(caps: Capabilities, spec: BulkUpdate<Row>, names: r
     }
   }
   if (caps.unionAllValues) {
-    return `UPDATE ${q(spec.table)} AS t JOIN (${tuples.join(' UNION ALL ')}) AS v ON ${join} SET ${assignments}${
+    // STRAIGHT_JOIN: read the literal rows first and find each by key. Left to itself (stale statistics
+    // after a bulk load) MariaDB may scan the whole table and probe the rows instead.
+    return `UPDATE (${tuples.join(' UNION ALL ')}) AS v STRAIGHT_JOIN ${q(spec.table)} AS t ON ${join} SET ${assignments}${
       spec.where ? ` WHERE ${spec.where}` : ''
     }`;
   }
