@@ -13,20 +13,16 @@ const MAX_ATTEMPTS = 6;
 /**
  * Runs `fn` in one transaction, retried with jittered backoff on deadlocks
  * and serialization failures. SQLite transactions take the write lock up
- * front (`BEGIN IMMEDIATE`, see sqlite-worker.ts) so a read inside one can never be stale.
+ * front (`BEGIN IMMEDIATE`, see sqlite.ts) so a read inside one can never be stale.
  */
 export async function inTransaction<T>(database: Database, fn: (trx: Executor) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await runOnce(database, fn);
+      return await database.db.transaction().execute(fn);
     } catch (error) {
       if (attempt >= MAX_ATTEMPTS || classifyDbError(error) !== 'retryable') throw error;
       const backoff = Math.min(200, 5 * 2 ** attempt);
       await sleep(backoff / 2 + Math.random() * backoff);
     }
   }
-}
-
-function runOnce<T>(database: Database, fn: (trx: Executor) => Promise<T>): Promise<T> {
-  return database.db.transaction().execute(fn);
 }
