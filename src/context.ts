@@ -93,7 +93,8 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
   const signalHub = new SignalHub({ database, clock, logger, onDelivered: () => metrics.reconnectsDelivered.inc() });
   const deliverLocally = (signals: readonly ReconnectSignal[]) =>
     signalHub.deliver(signals).catch((error: unknown) => logger.warn({ err: error }, 'Could not push reconnect signals'));
-  // With Redis, every replica (this one included) hears the signal and pushes it to the streams it holds.
+  // Every replica pushes a signal to the streams it holds: this one directly (so a Redis outage
+  // does not stop it), the others through Redis. A claim in the database keeps it to one delivery.
   const bus = redis
     ? redisBus(
         redis,
@@ -135,7 +136,14 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
     heartbeatLimiter,
     heartbeats,
     devices: new DeviceService({ database, clock, defaults: config.defaults, deviceChanged }),
-    reconnects: new ReconnectService({ database, clock, announce: bus ? (signals) => bus.signals(signals) : deliverLocally }),
+    reconnects: new ReconnectService({
+      database,
+      clock,
+      announce: async (signals) => {
+        await deliverLocally(signals);
+        await bus?.signals(signals);
+      },
+    }),
     signalHub,
     redis,
     bus,

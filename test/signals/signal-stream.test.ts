@@ -55,6 +55,21 @@ describe('signal stream (GET /api/devices/signals)', () => {
     stream.close();
   });
 
+  it('with Redis, still pushes each signal once: directly and through Redis, one claim wins', async () => {
+    const prefix = `fptest:${Date.now().toString(36)}:${Math.random().toString(36).slice(2, 8)}:`;
+    const app = await startTestApp({ env: { REDIS_URL: process.env.FLEETPULSE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', FLEETPULSE_REDIS_PREFIX: prefix } });
+    expect(await app.ctx.redis!.ready(3000)).toBe(true);
+    const { id, token } = await app.addDevice();
+    const stream = await openStream(app, token);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await app.admin('POST', `/api/devices/${id}/reconnect`, { delay_seconds: 2 });
+    expect((await stream.next()).data).toEqual({ should_reconnect: true, reconnect_delay_seconds: 2 });
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the copy that came back through Redis finds nothing to claim
+    expect(app.logs.filter((l) => l.msg === 'Could not push reconnect signals')).toEqual([]);
+    expect((await app.request('GET', '/metrics')).body).toMatch(/fleetpulse_reconnect_signals_delivered_total 1\n/);
+    stream.close();
+  });
+
   it('refuses anyone but a device', async () => {
     const app = await startTestApp();
     expect((await app.admin('GET', '/api/devices/signals')).statusCode).toBe(403);
