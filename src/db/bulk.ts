@@ -1,5 +1,6 @@
 import { CompiledQuery } from 'kysely';
 
+import { bindable } from './database.js';
 import type { Capabilities } from './database.js';
 import type { Executor } from './transaction.js';
 
@@ -43,8 +44,7 @@ export async function bulkUpdate<Row extends Record<string, unknown>>(
     const parameters: unknown[] = [];
     for (const row of chunk) {
       for (const name of names) {
-        const value = row[name];
-        parameters.push(typeof value === 'boolean' && caps.kind !== 'postgres' ? Number(value) : value);
+        parameters.push(bindable(caps, row[name]));
       }
     }
     const result = await trx.executeQuery(CompiledQuery.raw(statementText(caps, spec, names, chunk.length), parameters));

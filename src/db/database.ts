@@ -22,6 +22,11 @@ export interface Capabilities {
   readonly maxParameters: number;
 }
 
+/** A value as the driver binds it: PostgreSQL takes booleans; SQLite and MySQL store them as 0/1. */
+export function bindable(caps: Capabilities, value: unknown): unknown {
+  return typeof value === 'boolean' && caps.kind !== 'postgres' ? Number(value) : value;
+}
+
 export interface Database {
   readonly db: Kysely<Schema>;
   readonly caps: Capabilities;

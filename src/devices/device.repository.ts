@@ -3,6 +3,7 @@ import type { Selectable } from 'kysely';
 
 import { bulkUpdate, placeholderList } from '../db/bulk.js';
 import type { BulkUpdate } from '../db/bulk.js';
+import { bindable } from '../db/database.js';
 import type { Capabilities } from '../db/database.js';
 import type { Executor } from '../db/transaction.js';
 import type { DeviceState, Status } from '../status/status.js';
@@ -31,7 +32,7 @@ export async function insertDevices(trx: Executor, caps: Capabilities, devices: 
   for (let start = 0; start < devices.length; start += INSERT_CHUNK) {
     const chunk = devices.slice(start, start + INSERT_CHUNK).map((d) => ({
       ...d,
-      remote_control_enabled: caps.kind === 'postgres' ? d.remote_control_enabled : Number(d.remote_control_enabled),
+      remote_control_enabled: bindable(caps, d.remote_control_enabled) as boolean | number,
       status: 'never_connected' as const,
       created_at: now,
       updated_at: now,
@@ -97,9 +98,7 @@ export async function updateDeviceSettings(trx: Executor, caps: Capabilities, id
     .updateTable('devices')
     .set({
       ...rest,
-      ...(remote_control_enabled === undefined
-        ? {}
-        : { remote_control_enabled: caps.kind === 'postgres' ? remote_control_enabled : Number(remote_control_enabled) }),
+      ...(remote_control_enabled === undefined ? {} : { remote_control_enabled: bindable(caps, remote_control_enabled) as boolean | number }),
       updated_at: now,
     })
     .where('id', '=', id)

@@ -11,6 +11,7 @@ import { openDatabase } from '../db/database.js';
 import type { Database } from '../db/database.js';
 import { migrationStatus } from '../db/migrate.js';
 import { readLease, readLiveness } from '../monitor/service-state.repository.js';
+import { withTimeout } from './deadline.js';
 import { appliedMigrationNames, databaseClockMs, listTables, ping } from './ops.repository.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
@@ -47,18 +48,10 @@ function errorMessage(error: unknown): string {
   return String(error);
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms = CHECK_TIMEOUT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 /** A check that throws is a FAIL with the error's first line, never a crash. */
 async function guarded(name: string, check: () => Promise<CheckResult>): Promise<CheckResult> {
   try {
-    return await withTimeout(check());
+    return await withTimeout(check(), CHECK_TIMEOUT_MS);
   } catch (error) {
     return fail(name, errorMessage(error));
   }

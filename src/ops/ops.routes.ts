@@ -1,21 +1,14 @@
-import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
 
 import type { AppContext } from '../context.js';
 import { pendingMigrations } from '../db/migrate.js';
 import { errors } from '../errors.js';
 import { sendError } from '../http/error-handler.js';
+import { withTimeout } from './deadline.js';
+import { ping } from './ops.repository.js';
 
 const MIGRATION_CHECK_TTL_MS = 5000;
 const DATABASE_CHECK_TIMEOUT_MS = 2000;
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** Readiness: not draining, the database answers, no migration pending (that last one cached briefly). */
 export function readinessCheck(ctx: AppContext) {
@@ -23,7 +16,7 @@ export function readinessCheck(ctx: AppContext) {
   return async (): Promise<{ ready: boolean; reason?: string }> => {
     if (ctx.draining) return { ready: false, reason: 'The server is shutting down' };
     try {
-      await withTimeout(sql`SELECT 1`.execute(ctx.database.db), DATABASE_CHECK_TIMEOUT_MS);
+      await withTimeout(ping(ctx.database.db), DATABASE_CHECK_TIMEOUT_MS);
     } catch (error) {
       return { ready: false, reason: `The database does not answer: ${(error as Error).message}` };
     }
